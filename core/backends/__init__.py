@@ -1,0 +1,86 @@
+"""Backends by role and technology, and the one factory that picks them from the settings.
+
+| role  | embedded (default)                  | distributed                      |
+| ----- | ----------------------------------- | -------------------------------- |
+| store | ``sqlite.SqliteJobStore``           | ``mongo.MongoJobStore``          |
+| queue | ``sqlite_queue.SqliteJobQueue``     | ``sqs.SqsJobQueue``              |
+| bus   | ``local.LocalEventBus``             | ``redis.RedisEventBus``          |
+
+Driver imports stay inside these modules; the distributed ones are imported only when configured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from core.ports import EventBus, JobQueue, JobStore
+from core.settings import Settings
+
+__all__ = ["Backends", "open_backends"]
+
+
+@dataclass(frozen=True, slots=True)
+class Backends:
+    store: JobStore
+    queue: JobQueue
+    bus: EventBus
+    #: backend name → "sqlite" / "mongodb" / …, for /readyz and logs
+    kinds: dict[str, str]
+
+
+@asynccontextmanager
+async def open_backends(settings: Settings) -> AsyncIterator[Backends]:
+    """Open the store, queue and bus the settings name; close them all on exit."""
+    async with AsyncExitStack() as stack:
+        db = None
+        if settings.mongodb_url is None or settings.sqs_endpoint_url is None:
+            from core.backends.sqlite_db import SqliteDatabase
+
+            db = SqliteDatabase(settings.database_path)
+            stack.push_async_callback(db.close)
+
+        store: JobStore
+        if settings.mongodb_url is not None:
+            from core.backends.mongo import MongoJobStore
+
+            store = await MongoJobStore.open(settings)
+            store_kind = "mongodb"
+        else:
+            from core.backends.sqlite import SqliteJobStore
+
+            assert db is not None
+            # The SQLite queue shares the store's transaction only when it is the queue in use.
+            store = SqliteJobStore(db, transactional_queue=settings.sqs_endpoint_url is None)
+            store_kind = "sqlite"
+        stack.push_async_callback(store.close)
+
+        queue: JobQueue
+        if settings.sqs_endpoint_url is not None:
+            from core.backends.sqs import SqsJobQueue
+
+            queue = await SqsJobQueue.open(settings)
+            queue_kind = "sqs"
+        else:
+            from core.backends.sqlite_queue import SqliteJobQueue
+
+            assert db is not None
+            queue = SqliteJobQueue(db)
+            queue_kind = "sqlite"
+        stack.push_async_callback(queue.close)
+
+        bus: EventBus
+        if settings.redis_url is not None:
+            from core.backends.redis import RedisEventBus
+
+            bus = await RedisEventBus.open(settings)
+            bus_kind = "redis"
+        else:
+            from core.backends.local import LocalEventBus
+
+            bus = LocalEventBus()
+            bus_kind = "local"
+        stack.push_async_callback(bus.close)
+
+        yield Backends(store, queue, bus, {"store": store_kind, "queue": queue_kind, "bus": bus_kind})

@@ -1,0 +1,110 @@
+"""Jobs and events as plain dicts (times as integer microseconds), for every backend's wire format.
+
+The payload is kept apart: it is immutable, can be large, and events never carry it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+import orjson
+
+from core.cursors import from_micros, to_micros
+from core.models import Job, JobEvent, JobEventKind, JobStatus, JSONObject, JSONValue, LogLevel
+
+__all__ = ["dumps", "event_from_dict", "event_to_dict", "job_from_dict", "job_to_dict", "loads"]
+
+_TIMES = ("created_at", "updated_at", "run_at", "started_at", "completed_at", "lease_until", "enqueued_at")
+
+
+def dumps(value: object) -> bytes:
+    return orjson.dumps(value)
+
+
+def loads(data: bytes | str) -> Any:
+    return orjson.loads(data)
+
+
+def _micros(value: datetime | None) -> int | None:
+    return None if value is None else to_micros(value)
+
+
+def _time(value: object) -> datetime | None:
+    return None if value is None else from_micros(cast(int, value))
+
+
+def job_to_dict(job: Job) -> dict[str, JSONValue]:
+    """Every field but the payload; times as microseconds since the epoch."""
+    return {
+        "id": job.id,
+        "type": job.type,
+        "owner": job.owner,
+        "status": job.status.value,
+        "version": job.version,
+        "priority": job.priority,
+        "max_attempts": job.max_attempts,
+        "timeout_seconds": job.timeout_seconds,
+        "attempts": job.attempts,
+        "progress": job.progress,
+        "progress_message": job.progress_message,
+        "result": job.result,
+        "error": job.error,
+        "idempotency_key": job.idempotency_key,
+        "cancel_requested": job.cancel_requested,
+        "lease_owner": job.lease_owner,
+        **{name: _micros(getattr(job, name)) for name in _TIMES},
+    }
+
+
+def job_from_dict(data: dict[str, Any], payload: JSONObject | None) -> Job:
+    return Job(
+        id=data["id"],
+        type=data["type"],
+        owner=data["owner"],
+        payload=payload,
+        status=JobStatus(data["status"]),
+        version=data["version"],
+        priority=data["priority"],
+        max_attempts=data["max_attempts"],
+        timeout_seconds=data["timeout_seconds"],
+        attempts=data["attempts"],
+        progress=float(data["progress"]),
+        progress_message=data["progress_message"],
+        result=data["result"],
+        error=data["error"],
+        idempotency_key=data["idempotency_key"],
+        cancel_requested=data["cancel_requested"],
+        lease_owner=data["lease_owner"],
+        created_at=from_micros(data["created_at"]),
+        updated_at=from_micros(data["updated_at"]),
+        run_at=_time(data["run_at"]),
+        started_at=_time(data["started_at"]),
+        completed_at=_time(data["completed_at"]),
+        lease_until=_time(data["lease_until"]),
+        enqueued_at=_time(data["enqueued_at"]),
+    )
+
+
+def event_to_dict(event: JobEvent) -> dict[str, JSONValue]:
+    return {
+        "job_id": event.job_id,
+        "version": event.version,
+        "kind": event.kind.value,
+        "at": to_micros(event.at),
+        "message": event.message,
+        "level": event.level.value if event.level else None,
+        "job": job_to_dict(event.job),
+    }
+
+
+def event_from_dict(data: dict[str, Any]) -> JobEvent:
+    return JobEvent(
+        job_id=data["job_id"],
+        version=data["version"],
+        kind=JobEventKind(data["kind"]),
+        at=from_micros(data["at"]),
+        message=data["message"],
+        level=LogLevel(data["level"]) if data["level"] else None,
+        job=job_from_dict(data["job"], None),
+    )

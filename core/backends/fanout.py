@@ -1,0 +1,92 @@
+"""In-process fan-out of bus messages to subscriptions: shared by the local and Redis buses.
+
+Each subscription has a bounded buffer. A subscriber that falls that far behind loses its
+buffer and gets ``Resync`` instead, and re-reads the store from its last cursor: a slow
+browser cannot grow the server's memory, and still misses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Sequence
+
+from core.ports import BusMessage, Resync
+
+__all__ = ["Fanout", "FanoutSubscription"]
+
+DEFAULT_BUFFER = 1000
+
+
+class FanoutSubscription:
+    """The messages of some topics, in arrival order, from the moment it was added."""
+
+    __slots__ = ("_limit", "_queue", "topics")
+
+    def __init__(self, topics: Sequence[str], limit: int = DEFAULT_BUFFER) -> None:
+        self.topics = tuple(dict.fromkeys(topics))
+        self._queue: asyncio.Queue[BusMessage] = asyncio.Queue()
+        self._limit = limit
+
+    def put(self, message: BusMessage) -> None:
+        if self._queue.qsize() >= self._limit:
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._queue.put_nowait(Resync("subscriber fell behind"))
+            return
+        self._queue.put_nowait(message)
+
+    async def __aiter__(self) -> AsyncIterator[BusMessage]:
+        while True:
+            yield await self._queue.get()
+
+
+class Fanout:
+    """Topic → subscriptions; tells its owner which topics gained their first or lost their last."""
+
+    def __init__(self) -> None:
+        self._topics: dict[str, set[FanoutSubscription]] = {}
+
+    def add(self, subscription: FanoutSubscription) -> list[str]:
+        """Register; return the topics nobody in this process listened to before."""
+        new = []
+        for topic in subscription.topics:
+            subscribers = self._topics.setdefault(topic, set())
+            if not subscribers:
+                new.append(topic)
+            subscribers.add(subscription)
+        return new
+
+    def remove(self, subscription: FanoutSubscription) -> list[str]:
+        """Unregister; return the topics nobody in this process listens to any more."""
+        gone = []
+        for topic in subscription.topics:
+            subscribers = self._topics.get(topic)
+            if subscribers is None:
+                continue
+            subscribers.discard(subscription)
+            if not subscribers:
+                del self._topics[topic]
+                gone.append(topic)
+        return gone
+
+    def deliver(self, topic: str, message: BusMessage) -> None:
+        for subscription in self._topics.get(topic, ()):
+            subscription.put(message)
+
+    def deliver_many(self, topics: Iterable[str], message: BusMessage) -> None:
+        for topic in topics:
+            self.deliver(topic, message)
+
+    def resync_all(self, reason: str) -> None:
+        """Tell every subscription it may have missed messages."""
+        marker = Resync(reason)
+        for subscription in {s for subs in self._topics.values() for s in subs}:
+            subscription.put(marker)
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self._topics)
+
+    @property
+    def subscription_count(self) -> int:
+        return len({s for subs in self._topics.values() for s in subs})

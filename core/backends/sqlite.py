@@ -1,0 +1,291 @@
+"""``SqliteJobStore``: the embedded job store, in the same database file as the embedded queue.
+
+Because the queue table lives in the same file, a PENDING job that has no message yet gets one
+in the very transaction that writes the job: submission and retry are atomic (DESIGN.md §2).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from core.backends.codec import dumps, event_from_dict, event_to_dict, job_from_dict, job_to_dict, loads
+from core.backends.sqlite_db import SqliteDatabase
+from core.cursors import EventCursor, JobCursor, to_micros
+from core.models import Job, JobEvent, JobEventKind, JobId, JobStatus
+from core.ports import JobFilter, StoreStats, TypeCounts
+
+__all__ = ["SqliteJobStore"]
+
+_JOB_COLUMNS = (
+    "id, type, owner, status, version, created_us, updated_us, run_us, enqueued_us, started_us,"
+    " completed_us, idempotency_key, doc"
+)
+
+
+def _micros(value: datetime | None) -> int | None:
+    return None if value is None else to_micros(value)
+
+
+def _row(job: Job) -> tuple[Any, ...]:
+    return (
+        job.id,
+        job.type,
+        job.owner,
+        job.status.value,
+        job.version,
+        to_micros(job.created_at),
+        to_micros(job.updated_at),
+        _micros(job.run_at),
+        _micros(job.enqueued_at),
+        _micros(job.started_at),
+        _micros(job.completed_at),
+        job.idempotency_key,
+        dumps(job_to_dict(job)),
+    )
+
+
+def _insert_event(conn: sqlite3.Connection, event: JobEvent) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO events (job_id, version, at_us, kind, type, owner, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            event.job_id,
+            event.version,
+            to_micros(event.at),
+            event.kind.value,
+            event.type,
+            event.owner,
+            dumps(event_to_dict(event)),
+        ),
+    )
+
+
+def enqueue_in(conn: sqlite3.Connection, job: Job, visible_us: int) -> None:
+    """Put (or put back) ``job``'s one message in the queue table; shared with ``SqliteJobQueue``."""
+    conn.execute(
+        "INSERT INTO queue (job_id, type, priority, seq, visible_us) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (job_id) DO UPDATE SET type = excluded.type, priority = excluded.priority,"
+        " visible_us = excluded.visible_us, receipt = NULL, dead = 0",
+        (job.id, job.type, job.priority, to_micros(job.created_at), visible_us),
+    )
+
+
+def _filter_sql(filter: JobFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if filter.statuses is not None:
+        if not filter.statuses:
+            return "0", []
+        statuses = sorted(s.value for s in filter.statuses)
+        clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
+        params.extend(statuses)
+    if filter.type is not None:
+        clauses.append("type = ?")
+        params.append(filter.type)
+    if filter.owner is not None:
+        clauses.append("owner = ?")
+        params.append(filter.owner)
+    if filter.created_after is not None:
+        clauses.append("created_us > ?")
+        params.append(to_micros(filter.created_after))
+    if filter.created_before is not None:
+        clauses.append("created_us < ?")
+        params.append(to_micros(filter.created_before))
+    return (" AND ".join(clauses) or "1"), params
+
+
+class SqliteJobStore:
+    """Jobs and events in SQLite; enqueues in-transaction when ``transactional_queue`` is set."""
+
+    def __init__(self, db: SqliteDatabase, *, transactional_queue: bool = True) -> None:
+        self.db = db
+        self.transactional_queue = transactional_queue
+
+    async def ping(self) -> None:
+        await self.db.read(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def close(self) -> None:
+        """The database is closed by whoever opened it (it is shared with the queue)."""
+
+    def _enqueue_if_needed(self, conn: sqlite3.Connection, job: Job, now_us: int) -> Job:
+        if not self.transactional_queue or job.status is not JobStatus.PENDING or job.enqueued_at is not None:
+            return job
+        enqueue_in(conn, job, max(now_us, _micros(job.run_at) or 0))
+        enqueued = replace(job, enqueued_at=job.updated_at)
+        conn.execute(
+            "UPDATE jobs SET enqueued_us = ?, doc = ? WHERE id = ?",
+            (to_micros(job.updated_at), dumps(job_to_dict(enqueued)), job.id),
+        )
+        return enqueued
+
+    async def insert(self, job: Job, event: JobEvent, idempotency_since: datetime) -> tuple[Job, bool]:
+        def op(conn: sqlite3.Connection) -> tuple[Job, bool]:
+            if job.idempotency_key is not None:
+                row = conn.execute(
+                    "SELECT doc, payload FROM jobs WHERE owner = ? AND idempotency_key = ? AND created_us >= ?"
+                    " ORDER BY created_us LIMIT 1",
+                    (job.owner, job.idempotency_key, to_micros(idempotency_since)),
+                ).fetchone()
+                if row is not None:
+                    return job_from_dict(loads(row[0]), loads(row[1])), False
+            conn.execute(
+                f"INSERT INTO jobs ({_JOB_COLUMNS}, payload) VALUES ({', '.join('?' * 14)})",
+                (*_row(job), dumps(job.payload)),
+            )
+            _insert_event(conn, event)
+            return self._enqueue_if_needed(conn, job, to_micros(job.updated_at)), True
+
+        return await self.db.write(op)
+
+    async def get(self, job_id: JobId) -> Job | None:
+        def op(conn: sqlite3.Connection) -> Job | None:
+            row = conn.execute("SELECT doc, payload FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            return None if row is None else job_from_dict(loads(row[0]), loads(row[1]))
+
+        return await self.db.read(op)
+
+    async def get_many(self, job_ids: Sequence[JobId]) -> dict[JobId, Job]:
+        ids = list(dict.fromkeys(job_ids))
+
+        def op(conn: sqlite3.Connection) -> dict[JobId, Job]:
+            found: dict[JobId, Job] = {}
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = conn.execute(
+                    f"SELECT doc, payload FROM jobs WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+                ).fetchall()
+                for doc, payload in rows:
+                    job = job_from_dict(loads(doc), loads(payload))
+                    found[job.id] = job
+            return found
+
+        return await self.db.read(op) if ids else {}
+
+    async def update(self, job: Job, expected_version: int, event: JobEvent | None) -> Job | None:
+        def op(conn: sqlite3.Connection) -> Job | None:
+            row = _row(job)
+            cursor = conn.execute(
+                "UPDATE jobs SET status = ?, version = ?, updated_us = ?, run_us = ?, enqueued_us = ?,"
+                " started_us = ?, completed_us = ?, doc = ? WHERE id = ? AND version = ?",
+                (*row[3:5], *row[6:11], row[12], job.id, expected_version),
+            )
+            if cursor.rowcount != 1:
+                return None
+            if event is not None:
+                _insert_event(conn, event)
+            return self._enqueue_if_needed(conn, job, to_micros(job.updated_at))
+
+        return await self.db.write(op)
+
+    async def mark_enqueued(self, job_id: JobId, at: datetime) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "SELECT doc FROM jobs WHERE id = ? AND status = 'PENDING' AND enqueued_us IS NULL", (job_id,)
+            ).fetchone()
+            if row is not None:
+                doc = loads(row[0])
+                doc["enqueued_at"] = to_micros(at)
+                conn.execute(
+                    "UPDATE jobs SET enqueued_us = ?, doc = ? WHERE id = ?", (doc["enqueued_at"], dumps(doc), job_id)
+                )
+
+        await self.db.write(op)
+
+    async def list_jobs(self, filter: JobFilter, first: int, after: JobCursor | None) -> list[Job]:
+        where, params = _filter_sql(filter)
+        if after is not None:
+            where += " AND (created_us < ? OR (created_us = ? AND id < ?))"
+            params += [after.created_micros, after.created_micros, after.job_id]
+
+        def op(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(
+                f"SELECT doc, payload FROM jobs WHERE {where} ORDER BY created_us DESC, id DESC LIMIT ?",
+                [*params, first],
+            ).fetchall()
+            return [job_from_dict(loads(doc), loads(payload)) for doc, payload in rows]
+
+        return await self.db.read(op)
+
+    async def count_jobs(self, filter: JobFilter) -> int:
+        where, params = _filter_sql(filter)
+
+        def op(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", params).fetchone()[0])
+
+        return await self.db.read(op)
+
+    async def list_events(
+        self,
+        *,
+        after: EventCursor | None,
+        limit: int,
+        job_id: JobId | None = None,
+        type: str | None = None,
+        owner: str | None = None,
+    ) -> list[JobEvent]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if job_id is not None:
+            # Within a job, versions order its events; the cursor's version is what counts.
+            clauses.append("job_id = ?")
+            params.append(job_id)
+            if after is not None:
+                clauses.append("version > ?")
+                params.append(after.version if after.job_id == job_id else 0)
+            order = "version"
+        else:
+            if after is not None:
+                clauses.append("(at_us, job_id, version) > (?, ?, ?)")
+                params += [after.at_micros, after.job_id, after.version]
+            order = "at_us, job_id, version"
+        if type is not None:
+            clauses.append("type = ?")
+            params.append(type)
+        if owner is not None:
+            clauses.append("owner = ?")
+            params.append(owner)
+        where = " AND ".join(clauses) or "1"
+
+        def op(conn: sqlite3.Connection) -> list[JobEvent]:
+            rows = conn.execute(f"SELECT doc FROM events WHERE {where} ORDER BY {order} LIMIT ?", [*params, limit])
+            return [event_from_dict(loads(doc)) for (doc,) in rows.fetchall()]
+
+        return await self.db.read(op)
+
+    async def list_logs(self, job_id: JobId, last: int) -> list[JobEvent]:
+        def op(conn: sqlite3.Connection) -> list[JobEvent]:
+            rows = conn.execute(
+                "SELECT doc FROM events WHERE job_id = ? AND kind = ? ORDER BY version DESC LIMIT ?",
+                (job_id, JobEventKind.LOG.value, last),
+            ).fetchall()
+            return [event_from_dict(loads(doc)) for (doc,) in reversed(rows)]
+
+        return await self.db.read(op)
+
+    async def stats(self) -> StoreStats:
+        def op(conn: sqlite3.Connection) -> StoreStats:
+            counts: dict[str, dict[JobStatus, int]] = {}
+            seconds: dict[str, float] = {}
+            for type_, status, count, total_us in conn.execute(
+                "SELECT type, status, COUNT(*), SUM(CASE WHEN status = 'COMPLETED'"
+                " THEN completed_us - started_us ELSE 0 END) FROM jobs GROUP BY type, status"
+            ):
+                counts.setdefault(type_, {})[JobStatus(status)] = count
+                seconds[type_] = seconds.get(type_, 0.0) + (total_us or 0) / 1e6
+            return StoreStats({t: TypeCounts(c, seconds.get(t, 0.0)) for t, c in counts.items()})
+
+        return await self.db.read(op)
+
+    async def find_unenqueued(self, *, updated_before: datetime, run_before: datetime, limit: int) -> list[Job]:
+        def op(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(
+                "SELECT doc, payload FROM jobs WHERE status = 'PENDING' AND enqueued_us IS NULL"
+                " AND updated_us < ? AND (run_us IS NULL OR run_us < ?) ORDER BY updated_us LIMIT ?",
+                (to_micros(updated_before), to_micros(run_before), limit),
+            ).fetchall()
+            return [job_from_dict(loads(doc), loads(payload)) for doc, payload in rows]
+
+        return await self.db.read(op)

@@ -1,0 +1,203 @@
+"""One SQLite file shared by the embedded store and queue, with a group-committing writer.
+
+Why not aiosqlite: it runs one statement per thread hop and one transaction per call, so every
+acknowledged write costs its own fsync. Here a single writer thread drains whatever writes are
+waiting into one transaction (each in its own savepoint, so one failing write does not undo the
+others) and commits them with one fsync: durable (WAL, ``synchronous=FULL``) and still fast
+under concurrency. Reads run on a small thread pool with their own connections (WAL readers
+never block the writer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from core.errors import BackendUnavailableError
+
+__all__ = ["SqliteDatabase"]
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], Any]
+
+MAX_BATCH = 512
+BUSY_TIMEOUT_MS = 10_000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    status TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created_us INTEGER NOT NULL,
+    updated_us INTEGER NOT NULL,
+    run_us INTEGER,
+    enqueued_us INTEGER,
+    started_us INTEGER,
+    completed_us INTEGER,
+    idempotency_key TEXT,
+    doc BLOB NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_us DESC, id DESC);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_us DESC, id DESC);
+CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, created_us DESC, id DESC);
+CREATE INDEX IF NOT EXISTS jobs_owner_status ON jobs (owner, status, created_us DESC, id DESC);
+CREATE INDEX IF NOT EXISTS jobs_type_status ON jobs (type, status, created_us DESC, id DESC);
+CREATE INDEX IF NOT EXISTS jobs_idempotency ON jobs (owner, idempotency_key, created_us)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_unenqueued ON jobs (updated_us)
+    WHERE status = 'PENDING' AND enqueued_us IS NULL;
+
+CREATE TABLE IF NOT EXISTS events (
+    job_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    at_us INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    type TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    doc BLOB NOT NULL,
+    PRIMARY KEY (job_id, version)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_cursor ON events (at_us, job_id, version);
+CREATE INDEX IF NOT EXISTS events_owner ON events (owner, at_us, job_id, version);
+CREATE INDEX IF NOT EXISTS events_type ON events (type, at_us, job_id, version);
+
+CREATE TABLE IF NOT EXISTS queue (
+    job_id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    visible_us INTEGER NOT NULL,
+    receipt TEXT,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    dead INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS queue_ready ON queue (type, dead, priority DESC, seq);
+"""
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    # FULL: an acknowledged write survives power loss, not just a process crash (DESIGN.md §1).
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = OFF")
+    return conn
+
+
+class SqliteDatabase:
+    """The embedded database: ``await db.write(fn)`` and ``await db.read(fn)``, ``fn(conn)`` sync."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            setup = _connect(path)
+            setup.executescript(SCHEMA)
+            setup.close()
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(f"cannot open SQLite database {path}: {exc}") from exc
+        self._ops: queue.SimpleQueue[tuple[Op, asyncio.Future[Any]] | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._run_writer, name="jobpulse-sqlite-writer", daemon=True)
+        self._writer.start()
+        self._local = threading.local()
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="jobpulse-sqlite-reader")
+        self._closed = False
+
+    async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``op`` inside the next group transaction; returns once it is durably committed."""
+        if self._closed:
+            raise BackendUnavailableError("the SQLite database is closed")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._ops.put((op, future))
+        return await future
+
+    async def read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``op`` on a reader connection (it sees everything committed before it starts)."""
+        if self._closed:
+            raise BackendUnavailableError("the SQLite database is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._read, op)
+
+    def _read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = _connect(self.path)
+        try:
+            return op(conn)
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(f"SQLite read failed: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._ops.put(None)
+        await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
+        self._readers.shutdown(wait=True)
+
+    # -- the writer thread -----------------------------------------------------------------
+    def _run_writer(self) -> None:
+        conn = _connect(self.path)
+        stopping = False
+        while not stopping:
+            first = self._ops.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._ops.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            results = self._commit(conn, batch)
+            for (_, future), (ok, value) in zip(batch, results, strict=True):
+                future.get_loop().call_soon_threadsafe(_settle, future, ok, value)
+        conn.close()
+
+    @staticmethod
+    def _commit(conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]) -> list[tuple[bool, Any]]:
+        results: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op, _ in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    value = op(conn)
+                except Exception as exc:  # the op's own error goes to its caller only
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    if isinstance(exc, sqlite3.Error):
+                        exc = BackendUnavailableError(f"SQLite write failed: {exc}")
+                    results.append((False, exc))
+                else:
+                    conn.execute("RELEASE op")
+                    results.append((True, value))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            error = BackendUnavailableError(f"SQLite commit failed: {exc}")
+            return [(False, error)] * len(batch)
+        return results
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.cancelled():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)

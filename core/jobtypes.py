@@ -1,0 +1,118 @@
+"""Job types: a name, a pydantic payload model, defaults, and the handler that runs it.
+
+A handler is ``async def handler(ctx: JobContext, payload: MyPayload) -> JSON``. It reports with
+``await ctx.progress(40, "resizing")`` and ``await ctx.log("…")``, and steers retries by raising
+``Retry(delay=…)`` (try again, after this long) or ``PermanentError`` (fail now, no retry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+import pydantic
+
+from core.errors import UnknownJobTypeError, ValidationError
+from core.models import Job, JSONObject, JSONValue, LogLevel
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+__all__ = ["JobContext", "JobType", "JobTypeRegistry", "PermanentError", "Retry"]
+
+P = TypeVar("P", bound=pydantic.BaseModel)
+
+
+class Retry(Exception):  # noqa: N818 - control flow, named for what the handler asks for
+    """Raised by a handler: this attempt failed, try again (after ``delay`` seconds if given)."""
+
+    def __init__(self, message: str = "retry requested", *, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class PermanentError(Exception):
+    """Raised by a handler: the job cannot succeed, fail it now without further attempts."""
+
+
+class JobContext(Protocol):
+    """What a running handler gets besides its payload."""
+
+    @property
+    def job(self) -> Job: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    async def progress(self, percent: float, message: str | None = None) -> None:
+        """Report progress (0–100); it never goes backwards within an attempt."""
+
+    async def log(self, message: str, level: LogLevel = LogLevel.INFO) -> None:
+        """Append a log line to the job, visible live to subscribers."""
+
+
+Handler = Callable[[JobContext, P], Awaitable[JSONValue]]
+
+
+@dataclass(frozen=True)
+class JobType(Generic[P]):
+    """Everything jobpulse knows about one kind of job."""
+
+    name: str
+    description: str
+    payload_model: type[P]
+    handler: Handler[P]
+    max_attempts: int = 3
+    timeout_seconds: int = 300
+    #: run by something other than a jobpulse worker; workers leave its queue alone.
+    external: bool = False
+
+    def payload_schema(self) -> JSONObject:
+        """The JSON Schema of the payload, as ``jobTypes.payloadSchema`` returns it."""
+        schema: JSONObject = self.payload_model.model_json_schema()
+        return schema
+
+    def parse(self, payload: JSONValue) -> P:
+        """Validate ``payload``; raise ``ValidationError`` naming the first offending field."""
+        try:
+            return self.payload_model.model_validate(payload)
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            path = ".".join(str(p) for p in first["loc"])
+            where = f"payload.{path}" if path else "payload"
+            raise ValidationError(f"{where}: {first['msg']}", field=where) from exc
+
+
+class JobTypeRegistry:
+    """The job types a process knows, by name."""
+
+    def __init__(self, job_types: list[JobType[Any]] | None = None) -> None:
+        self._types: dict[str, JobType[Any]] = {}
+        for job_type in job_types or []:
+            self.register(job_type)
+
+    def register(self, job_type: JobType[Any]) -> None:
+        if job_type.name in self._types:
+            raise ValueError(f"job type {job_type.name!r} is registered twice")
+        self._types[job_type.name] = job_type
+
+    def get(self, name: str) -> JobType[Any]:
+        try:
+            return self._types[name]
+        except KeyError:
+            known = ", ".join(sorted(self._types)) or "none"
+            raise UnknownJobTypeError(f"unknown job type {name!r} (known: {known})", field="type") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    def __iter__(self) -> Iterator[JobType[Any]]:
+        return iter(sorted(self._types.values(), key=lambda t: t.name))
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._types)

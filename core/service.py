@@ -1,0 +1,447 @@
+"""``JobService``: the one write path. Every change is a conditional write, then an event.
+
+A write reads the job, asks the state machine (``core.models``) for the next version, and writes
+it on condition that the stored version is still the one read. Losing that race means someone
+else changed the job: read again and decide again. The event is stored with the write and then
+published on the bus (a hint for live subscribers; the store is the truth).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import orjson
+import structlog
+
+from core.cursors import JobCursor
+from core.errors import (
+    BackendUnavailableError,
+    ConflictError,
+    InvalidStateError,
+    JobNotFoundError,
+    PayloadTooLargeError,
+    UserFacingError,
+    ValidationError,
+)
+from core.jobtypes import JobTypeRegistry
+from core.models import (
+    Claim,
+    ClaimDecision,
+    Job,
+    JobEvent,
+    JobEventKind,
+    JobId,
+    JobStatus,
+    JSONValue,
+    LogLevel,
+    Principal,
+    new_job_id,
+    utcnow,
+)
+from core.ports import CancelRequested, EventBus, JobFilter, JobQueue, JobStore, QueueDepth, StoreStats
+from core.settings import Settings
+
+__all__ = ["ClaimResult", "JobPage", "JobService", "Stats", "SubmitRequest"]
+
+log = structlog.get_logger("jobpulse.service")
+
+MAX_CONFLICT_RETRIES = 20
+MAX_PRIORITY = 1_000
+MAX_DELAY_SECONDS = 366 * 86_400
+MAX_ATTEMPTS = 100
+MAX_TIMEOUT_SECONDS = 7 * 86_400
+MAX_IDEMPOTENCY_KEY = 255
+
+EventListener = Callable[[JobEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitRequest:
+    """One job to create, as a client asked for it."""
+
+    type: str
+    payload: JSONValue
+    priority: int = 0
+    delay_seconds: float = 0
+    max_attempts: int | None = None
+    timeout_seconds: int | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    jobs: list[Job]
+    has_next_page: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    """What a worker got for a message: run ``job`` under ``claim``, or only act on ``decision``."""
+
+    decision: ClaimDecision
+    job: Job | None
+    claim: Claim | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    store: StoreStats
+    queues: dict[str, QueueDepth]
+
+
+class JobService:
+    """Submit, read, cancel, retry; and, for workers, claim, report and finish."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        queue: JobQueue,
+        bus: EventBus,
+        registry: JobTypeRegistry,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.bus = bus
+        self.registry = registry
+        self.settings = settings
+        self.clock = clock
+        self.listeners: list[EventListener] = []
+
+    # -- the write path -------------------------------------------------------------------
+    async def _publish(self, event: JobEvent) -> None:
+        for listener in self.listeners:
+            listener(event)
+        try:
+            await self.bus.publish(event)
+        except BackendUnavailableError as exc:
+            # The event is stored; subscribers resync from the store when the bus is back.
+            log.warning("event not published", job_id=event.job_id, version=event.version, error=str(exc))
+
+    async def _write(
+        self,
+        job_id: JobId,
+        decide: Callable[[Job], tuple[Job, JobEvent | None] | None],
+        current: Job | None = None,
+    ) -> Job:
+        """Apply ``decide`` as one conditional write, re-reading and re-deciding on conflict.
+
+        ``decide`` returns the next job and its event, or ``None`` when there is nothing to write.
+        ``current`` saves the first read when the caller already holds the latest version.
+        """
+        job = current
+        for _ in range(MAX_CONFLICT_RETRIES):
+            if job is None:
+                job = await self.store.get(job_id)
+                if job is None:
+                    raise JobNotFoundError(f"job {job_id} not found", field="id")
+            outcome = decide(job)
+            if outcome is None:
+                return job
+            new, event = outcome
+            written = await self.store.update(new, job.version, event)
+            if written is not None:
+                if event is not None:
+                    await self._publish(event)
+                return written
+            job = None
+        raise ConflictError(f"job {job_id} kept changing under {MAX_CONFLICT_RETRIES} attempts to write it")
+
+    async def _send(self, job: Job) -> None:
+        """Send a PENDING job's message; on failure the sweeper sends it later (it is stored)."""
+        now = self.clock()
+        delay = max(0.0, (job.run_at - now).total_seconds()) if job.run_at else 0.0
+        if delay > self.queue.max_delay_seconds:
+            return  # waits in the store; the sweeper sends it when it is due
+        try:
+            await self.queue.send(job, delay)
+            await self.store.mark_enqueued(job.id, now)
+        except BackendUnavailableError as exc:
+            log.warning("enqueue failed; the sweeper will send it", job_id=job.id, error=str(exc))
+
+    # -- submission -----------------------------------------------------------------------
+    def _new_job(self, owner: str, request: SubmitRequest, now: datetime) -> Job:
+        job_type = self.registry.get(request.type)
+        size = len(orjson.dumps(request.payload))
+        if size > self.settings.max_payload_bytes:
+            raise PayloadTooLargeError(
+                f"payload is {size} bytes; the limit is {self.settings.max_payload_bytes}", field="payload"
+            )
+        if not isinstance(request.payload, dict):
+            raise ValidationError("payload must be a JSON object", field="payload")
+        job_type.parse(request.payload)
+        _check_range("priority", request.priority, -MAX_PRIORITY, MAX_PRIORITY)
+        _check_range("delaySeconds", request.delay_seconds, 0, MAX_DELAY_SECONDS)
+        max_attempts = request.max_attempts if request.max_attempts is not None else job_type.max_attempts
+        _check_range("maxAttempts", max_attempts, 1, MAX_ATTEMPTS)
+        timeout = request.timeout_seconds if request.timeout_seconds is not None else job_type.timeout_seconds
+        _check_range("timeoutSeconds", timeout, 1, MAX_TIMEOUT_SECONDS)
+        key = request.idempotency_key
+        if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+            raise ValidationError(
+                f"idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY} characters", field="idempotencyKey"
+            )
+        return Job(
+            id=new_job_id(),
+            type=job_type.name,
+            owner=owner,
+            payload=request.payload,
+            priority=request.priority,
+            max_attempts=max_attempts,
+            timeout_seconds=timeout,
+            idempotency_key=key,
+            created_at=now,
+            updated_at=now,
+            run_at=now + timedelta(seconds=request.delay_seconds) if request.delay_seconds else None,
+        )
+
+    async def submit(self, principal: Principal, request: SubmitRequest) -> Job:
+        """Create a job (or return the one its idempotency key already made) and enqueue it."""
+        now = self.clock()
+        job = self._new_job(principal.subject, request, now)
+        event = JobEvent.of(job, JobEventKind.CREATED, f"submitted by {principal.subject}")
+        window = timedelta(hours=self.settings.idempotency_window_hours)
+        stored, created = await self.store.insert(job, event, now - window)
+        if not created:
+            return stored
+        await self._publish(event)
+        if stored.enqueued_at is None:
+            await self._send(stored)
+        return stored
+
+    async def submit_many(
+        self, principal: Principal, requests: Sequence[SubmitRequest]
+    ) -> list[Job | UserFacingError]:
+        """Submit each request on its own: the valid ones are created even if others are refused."""
+        if len(requests) > self.settings.max_batch_size:
+            raise ValidationError(
+                f"at most {self.settings.max_batch_size} jobs per call, got {len(requests)}", field="inputs"
+            )
+
+        async def one(request: SubmitRequest) -> Job | UserFacingError:
+            try:
+                return await self.submit(principal, request)
+            except UserFacingError as exc:
+                return exc
+
+        return list(await asyncio.gather(*(one(r) for r in requests)))
+
+    # -- reading --------------------------------------------------------------------------
+    async def get(self, principal: Principal, job_id: JobId) -> Job | None:
+        """The job, or ``None`` if it does not exist or the caller may not see it."""
+        job = await self.store.get(job_id)
+        return job if job is not None and principal.can_see(job) else None
+
+    def scope(self, principal: Principal, filter: JobFilter) -> JobFilter:
+        """Narrow a filter to what the caller may see (a user's owner filter is its own)."""
+        if principal.is_admin:
+            return filter
+        return JobFilter(
+            statuses=filter.statuses,
+            type=filter.type,
+            owner=principal.subject,
+            created_after=filter.created_after,
+            created_before=filter.created_before,
+        )
+
+    async def list(self, principal: Principal, filter: JobFilter, first: int, after: str | None) -> JobPage:
+        _check_range("first", first, 0, 500)
+        cursor = JobCursor.decode(after) if after else None
+        jobs = await self.store.list_jobs(self.scope(principal, filter), first + 1, cursor)
+        return JobPage(jobs=jobs[:first], has_next_page=len(jobs) > first)
+
+    async def count(self, principal: Principal, filter: JobFilter) -> int:
+        return await self.store.count_jobs(self.scope(principal, filter))
+
+    async def stats(self) -> Stats:
+        store_stats, depths = await asyncio.gather(self.store.stats(), self.queue.depths(self.registry.names))
+        return Stats(store=store_stats, queues=depths)
+
+    # -- client actions -------------------------------------------------------------------
+    async def _visible(self, principal: Principal, job_id: JobId) -> Job:
+        job = await self.get(principal, job_id)
+        if job is None:
+            raise JobNotFoundError(f"job {job_id} not found", field="id")
+        return job
+
+    async def cancel(self, principal: Principal, job_id: JobId) -> Job:
+        """PENDING: it never runs. PROCESSING: the worker holding it is told to stop the handler."""
+        job = await self._visible(principal, job_id)
+        now = self.clock()
+
+        def decide(job: Job) -> tuple[Job, JobEvent] | None:
+            if job.status is JobStatus.PROCESSING:
+                if job.cancel_requested:
+                    return None
+                new = job.cancel_requested_now(now)
+                return new, JobEvent.of(new, JobEventKind.LOG, f"cancel requested by {principal.subject}", LogLevel.INFO)
+            new = job.cancelled(now)
+            return new, JobEvent.of(new, JobEventKind.CANCELLED, f"cancelled by {principal.subject}")
+
+        new = await self._write(job_id, decide, current=job)
+        if new.status is JobStatus.PROCESSING:
+            try:
+                await self.bus.publish_control(CancelRequested(job_id))
+            except BackendUnavailableError as exc:
+                log.warning("cancel signal not published; the heartbeat will see it", job_id=job_id, error=str(exc))
+        return new
+
+    async def retry(self, principal: Principal, job_id: JobId) -> Job:
+        """FAILED or CANCELLED: back to PENDING with attempts reset, and enqueued again."""
+        job = await self._visible(principal, job_id)
+        now = self.clock()
+
+        def decide(job: Job) -> tuple[Job, JobEvent]:
+            new = job.retried(now)
+            return new, JobEvent.of(new, JobEventKind.RETRYING, f"retried by {principal.subject}")
+
+        new = await self._write(job_id, decide, current=job)
+        if new.enqueued_at is None:
+            await self._send(new)
+        return new
+
+    # -- worker side ----------------------------------------------------------------------
+    async def claim(self, job_id: JobId, worker_id: str, lease_seconds: float) -> ClaimResult:
+        """Decide what a delivered message means, and claim the job when it is to run."""
+        decision = ClaimDecision.DROP
+
+        def decide(job: Job) -> tuple[Job, JobEvent] | None:
+            nonlocal decision
+            now = self.clock()
+            decision = job.decide_claim(now)
+            if decision is ClaimDecision.RUN:
+                new = job.claimed(worker_id, now, lease_seconds)
+                message = f"attempt {new.attempts} of {new.max_attempts} on {worker_id}"
+                return new, JobEvent.of(new, JobEventKind.STARTED, message)
+            if decision is ClaimDecision.CANCEL:
+                new = job.cancelled(now)
+                return new, JobEvent.of(new, JobEventKind.CANCELLED, "cancelled while its worker was lost")
+            if decision is ClaimDecision.FAIL:
+                new = job.failed(now, f"worker lost during the last attempt ({job.attempts} of {job.max_attempts})")
+                return new, JobEvent.of(new, JobEventKind.FAILED, new.error)
+            return None
+
+        try:
+            job = await self._write(job_id, decide)
+        except JobNotFoundError:
+            return ClaimResult(ClaimDecision.DROP, None)
+        if decision is ClaimDecision.RUN:
+            return ClaimResult(decision, job, Claim(job.id, worker_id, job.attempts))
+        return ClaimResult(decision, job)
+
+    async def heartbeat(self, claim: Claim, lease_seconds: float, current: Job | None = None) -> Job:
+        """Extend the lease; the returned job tells whether cancellation was requested."""
+        return await self._write(
+            claim.job_id, lambda job: (job.heartbeat(claim, self.clock(), lease_seconds), None), current
+        )
+
+    async def progress(self, claim: Claim, percent: float, message: str | None, current: Job | None = None) -> Job:
+        def decide(job: Job) -> tuple[Job, JobEvent] | None:
+            new = job.with_progress(claim, self.clock(), percent, message)
+            if new.progress == job.progress and new.progress_message == job.progress_message:
+                return None
+            return new, JobEvent.of(new, JobEventKind.PROGRESS, new.progress_message)
+
+        return await self._write(claim.job_id, decide, current)
+
+    async def log(self, claim: Claim, level: LogLevel, message: str, current: Job | None = None) -> Job:
+        def decide(job: Job) -> tuple[Job, JobEvent]:
+            job.check_claim(claim)
+            new = job.logged(self.clock())
+            return new, JobEvent.of(new, JobEventKind.LOG, message[:10_000], level)
+
+        return await self._write(claim.job_id, decide, current)
+
+    async def complete(self, claim: Claim, result: JSONValue, current: Job | None = None) -> Job:
+        def decide(job: Job) -> tuple[Job, JobEvent]:
+            new = job.completed(claim, self.clock(), result)
+            return new, JobEvent.of(new, JobEventKind.COMPLETED)
+
+        return await self._write(claim.job_id, decide, current)
+
+    def backoff_seconds(self, attempt: int) -> float:
+        """Exponential backoff with jitter: base·2^(attempt-1), scaled by 0.5–1.0, capped."""
+        ceiling = min(self.settings.backoff_max_seconds, self.settings.backoff_base_seconds * 2 ** (attempt - 1))
+        return ceiling * random.uniform(0.5, 1.0)
+
+    async def fail_attempt(
+        self,
+        claim: Claim,
+        error: str,
+        *,
+        retryable: bool = True,
+        retry_delay: float | None = None,
+        current: Job | None = None,
+    ) -> Job:
+        """End an attempt in failure: PENDING again after a backoff, or FAILED when none are left."""
+
+        def decide(job: Job) -> tuple[Job, JobEvent]:
+            job.check_claim(claim)
+            now = self.clock()
+            if retryable and job.attempts < job.max_attempts:
+                delay = retry_delay if retry_delay is not None else self.backoff_seconds(job.attempts)
+                delay = min(max(0.0, delay), self.settings.backoff_max_seconds)
+                new = job.retry_scheduled(claim, now, error, delay)
+                message = f"attempt {job.attempts} failed: {error}; retrying in {delay:.1f}s"
+                return new, JobEvent.of(new, JobEventKind.RETRYING, message)
+            new = job.failed(now, error)
+            return new, JobEvent.of(new, JobEventKind.FAILED, error)
+
+        return await self._write(claim.job_id, decide, current)
+
+    async def finish_cancelled(self, claim: Claim, current: Job | None = None) -> Job:
+        """The worker stopped the handler because cancellation was requested."""
+
+        def decide(job: Job) -> tuple[Job, JobEvent]:
+            job.check_claim(claim)
+            new = job.cancelled(self.clock())
+            return new, JobEvent.of(new, JobEventKind.CANCELLED, "handler stopped")
+
+        return await self._write(claim.job_id, decide, current)
+
+    async def release(self, claim: Claim, reason: str, current: Job | None = None) -> Job:
+        """Give a job back unfinished (shutdown): PENDING, the interrupted attempt not counted."""
+
+        def decide(job: Job) -> tuple[Job, JobEvent]:
+            new = job.released(claim, self.clock())
+            return new, JobEvent.of(new, JobEventKind.RETRYING, reason)
+
+        return await self._write(claim.job_id, decide, current)
+
+    async def sweep(self, limit: int = 500) -> int:
+        """Send every PENDING job that was never enqueued (or waited outside the queue) and is due."""
+        now = self.clock()
+        due = await self.store.find_unenqueued(
+            updated_before=now - timedelta(seconds=self.settings.sweep_grace_seconds),
+            run_before=now + timedelta(seconds=min(self.queue.max_delay_seconds, MAX_DELAY_SECONDS)),
+            limit=limit,
+        )
+        for job in due:
+            await self._send(job)
+        if due:
+            log.info("sweeper enqueued jobs", count=len(due))
+        return len(due)
+
+    async def redrive_dead_letters(self, type: str) -> int:
+        """Move a type's dead letters back: each FAILED job is retried (attempts reset) and sent."""
+        self.registry.get(type)
+        admin = Principal("system", "admin")
+        moved = 0
+        for job_id in await self.queue.redrive_dead_letters(type):
+            try:
+                await self.retry(admin, job_id)
+                moved += 1
+            except (JobNotFoundError, InvalidStateError):
+                continue  # retried by hand already, or gone: nothing to bring back
+        return moved
+
+
+def _check_range(field: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ValidationError(f"{field} must be between {low} and {high}, got {value}", field=field)
