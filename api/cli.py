@@ -1,0 +1,196 @@
+"""The ``jobpulse`` command: run the server or the workers, or talk to a running server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from core.settings import Settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="jobpulse",
+    help="A job queue with a GraphQL API and live subscriptions.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+UrlOption = Annotated[
+    str, typer.Option("--url", envvar="JOBPULSE_URL", help="The jobpulse server to talk to.")
+]
+TokenOption = Annotated[
+    str | None, typer.Option("--token", envvar="JOBPULSE_TOKEN", help="Bearer token (admin or user).")
+]
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic's error names the variable; show it, not a traceback
+        console.print(f"[red]invalid configuration:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return settings.model_copy(update=changes) if changes else settings
+
+
+def _backend_summary(settings: Settings) -> str:
+    store = "MongoDB" if settings.mongodb_url else f"SQLite ({settings.database_path})"
+    queue = "SQS" if settings.sqs_endpoint_url else "SQLite"
+    bus = "Redis" if settings.redis_url else "in-process"
+    return f"store {store}, queue {queue}, events {bus}"
+
+
+def _serve(settings: Settings, *, with_workers: bool) -> None:
+    import uvicorn
+
+    from api.app import create_app
+    from api.auth import load_or_create_admin_token
+    from core.logs import configure_logging
+    from workers import run_workers
+    from workers.registry import load_registry
+    from workers.sweeper import run_sweeper
+
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        registry = load_registry(settings)
+    except Exception as exc:
+        console.print(f"[red]cannot load job types:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    token = load_or_create_admin_token(settings)
+    background = [run_workers] if with_workers else [run_sweeper]
+    application = create_app(settings, registry, background=background)
+    base = f"http://{settings.host}:{settings.port}"
+    console.print(f"[bold]jobpulse[/bold] on {base} — {_backend_summary(settings)}")
+    console.print(f"  GraphiQL:  {base}/graphql")
+    console.print(f"  Dashboard: {base}/")
+    if token is not None:
+        console.print(f"  Token:     [bold]{token}[/bold]  (admin; kept in {settings.data_dir / 'admin-token'})")
+    if with_workers:
+        console.print(f"  Workers:   {settings.worker_concurrency} at once for {', '.join(registry.names)}")
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        ws="websockets-sansio",
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
+        lifespan="on",
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (JOBPULSE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (JOBPULSE_PORT).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Jobs run at once (JOBPULSE_WORKER_CONCURRENCY).")] = None,
+) -> None:
+    """API, dashboard and workers in one process, on the configured (or embedded) backends."""
+    _serve(_settings(host=host, port=port, worker_concurrency=concurrency), with_workers=True)
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Listen address (JOBPULSE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (JOBPULSE_PORT).")] = None,
+) -> None:
+    """The API and dashboard only; run workers with `jobpulse worker`."""
+    _serve(_settings(host=host, port=port), with_workers=False)
+
+
+@app.command()
+def worker(
+    types: Annotated[str | None, typer.Option(help="Comma-separated job types to run (default: all).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Jobs run at once (JOBPULSE_WORKER_CONCURRENCY).")] = None,
+) -> None:
+    """Workers only: take jobs from the queues and run them until SIGTERM or SIGINT."""
+    from core.logs import configure_logging
+
+    settings = _settings(worker_concurrency=concurrency)
+    configure_logging(settings.log_level, settings.log_format)
+    wanted = [t.strip() for t in types.split(",") if t.strip()] if types else None
+    asyncio.run(_run_worker(settings, wanted))
+
+
+async def _run_worker(settings: Settings, types: list[str] | None) -> None:
+    from core.backends import open_backends
+    from core.service import JobService
+    from workers import run_workers
+    from workers.registry import load_registry
+
+    registry = load_registry(settings)
+    for name in types or []:
+        if name not in registry:
+            console.print(f"[red]unknown job type {name!r}[/red] (known: {', '.join(registry.names)})")
+            raise typer.Exit(2)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with open_backends(settings) as backends:
+        service = JobService(backends.store, backends.queue, backends.bus, registry, settings)
+        await backends.queue.ensure_queues([t.name for t in registry if not t.external])
+        console.print(f"[bold]jobpulse worker[/bold] — {_backend_summary(settings)}")
+        await run_workers(service, stop, types=types)
+
+
+@app.command()
+def submit(
+    type: Annotated[str, typer.Argument(help="The job type, e.g. data_analysis.")],
+    payload: Annotated[str, typer.Argument(help='The payload as JSON, e.g. \'{"data": [1, 2, 3]}\'.')],
+    watch: Annotated[bool, typer.Option("--watch", help="Show live progress until the job ends.")] = False,
+    priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
+    delay: Annotated[int, typer.Option(help="Seconds before it may start.")] = 0,
+    max_attempts: Annotated[int | None, typer.Option(help="Default: the job type's.")] = None,
+    timeout: Annotated[int | None, typer.Option(help="Seconds per attempt; default: the job type's.")] = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="Same key within 24 h returns the first job.")] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Submit a job and print its id; with --watch, follow it live and exit 0 only if it COMPLETED."""
+    from api.cli_client import submit_job, watch_job
+
+    try:
+        parsed = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        console.print(f"[red]PAYLOAD_JSON is not valid JSON:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    job_input: dict[str, Any] = {"type": type, "payload": parsed, "priority": priority, "delaySeconds": delay}
+    if max_attempts is not None:
+        job_input["maxAttempts"] = max_attempts
+    if timeout is not None:
+        job_input["timeoutSeconds"] = timeout
+    if idempotency_key is not None:
+        job_input["idempotencyKey"] = idempotency_key
+    job_id = asyncio.run(submit_job(console, url, token, job_input))
+    print(job_id)
+    if watch:
+        status = asyncio.run(watch_job(console, url, token, job_id))
+        raise typer.Exit(0 if status == "COMPLETED" else 1)
+
+
+@app.command("export-schema")
+def export_schema() -> None:
+    """Print the GraphQL SDL (what schema.graphql holds)."""
+    from api.schema import build_schema
+
+    sys.stdout.write(build_schema(Settings()).as_str().rstrip("\n") + "\n")
+
+
+def main() -> None:
+    """Console entry point."""
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()
+
+
+if __name__ == "__main__":
+    main()

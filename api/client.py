@@ -1,0 +1,77 @@
+"""A small GraphQL client for the CLI: queries over HTTP, subscriptions over graphql-transport-ws.
+
+Built on gql (the maintained Python GraphQL client) so the CLI speaks the same protocol as
+browsers do, rather than a hand-written copy of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from gql import Client
+from gql.graphql_request import GraphQLRequest
+from gql.transport.exceptions import TransportQueryError, TransportServerError
+from gql.transport.httpx import HTTPXAsyncTransport
+from gql.transport.websockets import WebsocketsTransport
+
+__all__ = ["ClientError", "JobpulseClient"]
+
+
+class ClientError(Exception):
+    """The server refused a request or could not be reached; the message says why."""
+
+
+def _ws_url(url: str) -> str:
+    base = url.rstrip("/")
+    if base.startswith("https://"):
+        return "wss://" + base[len("https://") :] + "/graphql"
+    if base.startswith("http://"):
+        return "ws://" + base[len("http://") :] + "/graphql"
+    return base + "/graphql"
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, TransportQueryError) and exc.errors:
+        first = exc.errors[0]
+        code = (first.get("extensions") or {}).get("code")
+        return f"{first.get('message')}" + (f" ({code})" if code else "")
+    return str(exc) or exc.__class__.__name__
+
+
+class JobpulseClient:
+    """Talks to one jobpulse server with one token."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+
+    async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        transport = HTTPXAsyncTransport(url=f"{self.url}/graphql", headers=headers, timeout=30)
+        try:
+            async with Client(transport=transport) as session:
+                result: dict[str, Any] = await session.execute(GraphQLRequest(query, variable_values=variables))
+                return result
+        except (TransportQueryError, TransportServerError) as exc:
+            raise ClientError(_describe(exc)) from exc
+        except OSError as exc:
+            raise ClientError(f"cannot reach jobpulse at {self.url}: {exc}") from exc
+
+    async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> AsyncIterator[dict[str, Any]]:
+        payload = {"authorization": f"Bearer {self.token}"} if self.token else {}
+        transport = WebsocketsTransport(
+            url=_ws_url(self.url),
+            init_payload=payload,
+            subprotocols=[WebsocketsTransport.GRAPHQL_TRANSPORT_WS],
+            ping_interval=20,
+            pong_timeout=20,
+        )
+        try:
+            async with Client(transport=transport) as session:
+                async for result in session.subscribe(GraphQLRequest(query, variable_values=variables)):
+                    yield result
+        except TransportQueryError as exc:
+            raise ClientError(_describe(exc)) from exc
+        except OSError as exc:
+            raise ClientError(f"cannot reach jobpulse at {self.url}: {exc}") from exc
