@@ -52,8 +52,8 @@ def _backend_summary(settings: Settings) -> str:
 
 def _serve(settings: Settings, *, with_workers: bool) -> None:
     import uvicorn
-
     from api.app import create_app
+
     from api.auth import load_or_create_admin_token
     from core.logs import configure_logging
     from workers import run_workers
@@ -74,7 +74,9 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
     console.print(f"  GraphiQL:  {base}/graphql")
     console.print(f"  Dashboard: {base}/")
     if token is not None:
-        console.print(f"  Token:     [bold]{token}[/bold]  (admin; kept in {settings.data_dir / 'admin-token'})")
+        console.print(
+            f"  Token:     [bold]{token}[/bold]  (admin; kept in {settings.data_dir / 'admin-token'})"
+        )
     if with_workers:
         console.print(f"  Workers:   {settings.worker_concurrency} at once for {', '.join(registry.names)}")
     uvicorn.run(
@@ -92,7 +94,9 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (JOBPULSE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (JOBPULSE_PORT).")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Jobs run at once (JOBPULSE_WORKER_CONCURRENCY).")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs run at once (JOBPULSE_WORKER_CONCURRENCY).")
+    ] = None,
 ) -> None:
     """API, dashboard and workers in one process, on the configured (or embedded) backends."""
     _serve(_settings(host=host, port=port, worker_concurrency=concurrency), with_workers=True)
@@ -109,8 +113,12 @@ def api(
 
 @app.command()
 def worker(
-    types: Annotated[str | None, typer.Option(help="Comma-separated job types to run (default: all).")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Jobs run at once (JOBPULSE_WORKER_CONCURRENCY).")] = None,
+    types: Annotated[
+        str | None, typer.Option(help="Comma-separated job types to run (default: all).")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs run at once (JOBPULSE_WORKER_CONCURRENCY).")
+    ] = None,
 ) -> None:
     """Workers only: take jobs from the queues and run them until SIGTERM or SIGINT."""
     from core.logs import configure_logging
@@ -146,13 +154,15 @@ async def _run_worker(settings: Settings, types: list[str] | None) -> None:
 @app.command()
 def submit(
     type: Annotated[str, typer.Argument(help="The job type, e.g. data_analysis.")],
-    payload: Annotated[str, typer.Argument(help='The payload as JSON, e.g. \'{"data": [1, 2, 3]}\'.')],
+    payload: Annotated[str, typer.Argument(help="The payload as JSON, e.g. '{\"data\": [1, 2, 3]}'.")],
     watch: Annotated[bool, typer.Option("--watch", help="Show live progress until the job ends.")] = False,
     priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
     delay: Annotated[int, typer.Option(help="Seconds before it may start.")] = 0,
     max_attempts: Annotated[int | None, typer.Option(help="Default: the job type's.")] = None,
     timeout: Annotated[int | None, typer.Option(help="Seconds per attempt; default: the job type's.")] = None,
-    idempotency_key: Annotated[str | None, typer.Option(help="Same key within 24 h returns the first job.")] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Same key within 24 h returns the first job.")
+    ] = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:

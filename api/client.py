@@ -51,14 +51,18 @@ class JobpulseClient:
         transport = HTTPXAsyncTransport(url=f"{self.url}/graphql", headers=headers, timeout=30)
         try:
             async with Client(transport=transport) as session:
-                result: dict[str, Any] = await session.execute(GraphQLRequest(query, variable_values=variables))
+                result: dict[str, Any] = await session.execute(
+                    GraphQLRequest(query, variable_values=variables)
+                )
                 return result
         except (TransportQueryError, TransportServerError) as exc:
             raise ClientError(_describe(exc)) from exc
         except OSError as exc:
             raise ClientError(f"cannot reach jobpulse at {self.url}: {exc}") from exc
 
-    async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def subscribe(
+        self, query: str, variables: dict[str, Any] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         payload = {"authorization": f"Bearer {self.token}"} if self.token else {}
         transport = WebsocketsTransport(
             url=_ws_url(self.url),

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from core.errors import ValidationError
 from core.models import JobEvent, JobId
 
-__all__ = ["EventCursor", "JobCursor", "to_micros", "from_micros"]
+__all__ = ["EventCursor", "JobCursor", "from_micros", "to_micros"]
 
 
 def to_micros(at: datetime) -> int:

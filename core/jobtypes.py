@@ -24,7 +24,7 @@ __all__ = ["JobContext", "JobType", "JobTypeRegistry", "PermanentError", "Retry"
 P = TypeVar("P", bound=pydantic.BaseModel)
 
 
-class Retry(Exception):  # noqa: N818 - control flow, named for what the handler asks for
+class Retry(Exception):
     """Raised by a handler: this attempt failed, try again (after ``delay`` seconds if given)."""
 
     def __init__(self, message: str = "retry requested", *, delay: float | None = None) -> None:

@@ -20,13 +20,13 @@ __all__ = [
     "TERMINAL_STATUSES",
     "Claim",
     "ClaimDecision",
+    "JSONObject",
+    "JSONValue",
     "Job",
     "JobEvent",
     "JobEventKind",
     "JobId",
     "JobStatus",
-    "JSONObject",
-    "JSONValue",
     "LogLevel",
     "Principal",
     "new_job_id",
@@ -163,7 +163,9 @@ class Job:
             or self.lease_owner != claim.worker_id
             or self.attempts != claim.attempt
         ):
-            raise LeaseLostError(f"job {self.id}: claim of {claim.worker_id}#{claim.attempt} is no longer held")
+            raise LeaseLostError(
+                f"job {self.id}: claim of {claim.worker_id}#{claim.attempt} is no longer held"
+            )
 
     def heartbeat(self, claim: Claim, now: datetime, lease_seconds: float) -> Job:
         """Extend the lease. Bumps the version so a racing claim of the old lease must fail."""
@@ -244,7 +246,9 @@ class Job:
     def cancelled(self, now: datetime) -> Job:
         """PENDING (or PROCESSING whose worker stopped the handler) → CANCELLED."""
         if self.is_terminal:
-            raise InvalidStateError(f"job {self.id} is already {self.status}; only unfinished jobs can be cancelled")
+            raise InvalidStateError(
+                f"job {self.id} is already {self.status}; only unfinished jobs can be cancelled"
+            )
         return self._next(
             now,
             status=JobStatus.CANCELLED,
@@ -257,7 +261,9 @@ class Job:
     def retried(self, now: datetime) -> Job:
         """FAILED or CANCELLED → PENDING, attempts reset; the next message runs it afresh."""
         if self.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
-            raise InvalidStateError(f"job {self.id} is {self.status}; only FAILED or CANCELLED jobs can be retried")
+            raise InvalidStateError(
+                f"job {self.id} is {self.status}; only FAILED or CANCELLED jobs can be retried"
+            )
         return self._next(
             now,
             status=JobStatus.PENDING,
@@ -313,7 +319,9 @@ class JobEvent:
         return self.job.type
 
     @classmethod
-    def of(cls, job: Job, kind: JobEventKind, message: str | None = None, level: LogLevel | None = None) -> JobEvent:
+    def of(
+        cls, job: Job, kind: JobEventKind, message: str | None = None, level: LogLevel | None = None
+    ) -> JobEvent:
         """The event recording that ``job`` reached its current version."""
         return cls(
             job_id=job.id,

@@ -115,7 +115,9 @@ class JobStore(Protocol):
 
     async def stats(self) -> StoreStats: ...
 
-    async def find_unenqueued(self, *, updated_before: datetime, run_before: datetime, limit: int) -> list[Job]:
+    async def find_unenqueued(
+        self, *, updated_before: datetime, run_before: datetime, limit: int
+    ) -> list[Job]:
         """PENDING jobs with no message sent, last written before ``updated_before``, due before
         ``run_before`` (or with no ``run_at``): what the sweeper must send."""
 

@@ -280,7 +280,9 @@ class JobService:
                 if job.cancel_requested:
                     return None
                 new = job.cancel_requested_now(now)
-                return new, JobEvent.of(new, JobEventKind.LOG, f"cancel requested by {principal.subject}", LogLevel.INFO)
+                return new, JobEvent.of(
+                    new, JobEventKind.LOG, f"cancel requested by {principal.subject}", LogLevel.INFO
+                )
             new = job.cancelled(now)
             return new, JobEvent.of(new, JobEventKind.CANCELLED, f"cancelled by {principal.subject}")
 
@@ -289,7 +291,9 @@ class JobService:
             try:
                 await self.bus.publish_control(CancelRequested(job_id))
             except BackendUnavailableError as exc:
-                log.warning("cancel signal not published; the heartbeat will see it", job_id=job_id, error=str(exc))
+                log.warning(
+                    "cancel signal not published; the heartbeat will see it", job_id=job_id, error=str(exc)
+                )
         return new
 
     async def retry(self, principal: Principal, job_id: JobId) -> Job:
@@ -323,7 +327,9 @@ class JobService:
                 new = job.cancelled(now)
                 return new, JobEvent.of(new, JobEventKind.CANCELLED, "cancelled while its worker was lost")
             if decision is ClaimDecision.FAIL:
-                new = job.failed(now, f"worker lost during the last attempt ({job.attempts} of {job.max_attempts})")
+                new = job.failed(
+                    now, f"worker lost during the last attempt ({job.attempts} of {job.max_attempts})"
+                )
                 return new, JobEvent.of(new, JobEventKind.FAILED, new.error)
             return None
 
@@ -341,7 +347,9 @@ class JobService:
             claim.job_id, lambda job: (job.heartbeat(claim, self.clock(), lease_seconds), None), current
         )
 
-    async def progress(self, claim: Claim, percent: float, message: str | None, current: Job | None = None) -> Job:
+    async def progress(
+        self, claim: Claim, percent: float, message: str | None, current: Job | None = None
+    ) -> Job:
         def decide(job: Job) -> tuple[Job, JobEvent] | None:
             new = job.with_progress(claim, self.clock(), percent, message)
             if new.progress == job.progress and new.progress_message == job.progress_message:
@@ -367,7 +375,9 @@ class JobService:
 
     def backoff_seconds(self, attempt: int) -> float:
         """Exponential backoff with jitter: base·2^(attempt-1), scaled by 0.5–1.0, capped."""
-        ceiling = min(self.settings.backoff_max_seconds, self.settings.backoff_base_seconds * 2 ** (attempt - 1))
+        ceiling = min(
+            self.settings.backoff_max_seconds, self.settings.backoff_base_seconds * 2.0 ** (attempt - 1)
+        )
         return ceiling * random.uniform(0.5, 1.0)
 
     async def fail_attempt(

@@ -22,7 +22,8 @@ class Settings(BaseSettings):
     mongodb_database: str = "jobpulse"
     sqs_endpoint_url: str | None = None
     aws_region: str = Field(
-        default="us-east-1", validation_alias=AliasChoices("JOBPULSE_AWS_REGION", "AWS_REGION", "AWS_DEFAULT_REGION")
+        default="us-east-1",
+        validation_alias=AliasChoices("JOBPULSE_AWS_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
     )
     sqs_queue_prefix: str = "jobpulse-"
     sqs_create_queues: bool = True  # false: only verify that the queues exist

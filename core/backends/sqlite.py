@@ -50,7 +50,8 @@ def _row(job: Job) -> tuple[Any, ...]:
 
 def _insert_event(conn: sqlite3.Connection, event: JobEvent) -> None:
     conn.execute(
-        "INSERT OR IGNORE INTO events (job_id, version, at_us, kind, type, owner, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO events (job_id, version, at_us, kind, type, owner, doc)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
             event.job_id,
             event.version,
@@ -125,7 +126,8 @@ class SqliteJobStore:
         def op(conn: sqlite3.Connection) -> tuple[Job, bool]:
             if job.idempotency_key is not None:
                 row = conn.execute(
-                    "SELECT doc, payload FROM jobs WHERE owner = ? AND idempotency_key = ? AND created_us >= ?"
+                    "SELECT doc, payload FROM jobs"
+                    " WHERE owner = ? AND idempotency_key = ? AND created_us >= ?"
                     " ORDER BY created_us LIMIT 1",
                     (job.owner, job.idempotency_key, to_micros(idempotency_since)),
                 ).fetchone()
@@ -189,7 +191,8 @@ class SqliteJobStore:
                 doc = loads(row[0])
                 doc["enqueued_at"] = to_micros(at)
                 conn.execute(
-                    "UPDATE jobs SET enqueued_us = ?, doc = ? WHERE id = ?", (doc["enqueued_at"], dumps(doc), job_id)
+                    "UPDATE jobs SET enqueued_us = ?, doc = ? WHERE id = ?",
+                    (doc["enqueued_at"], dumps(doc), job_id),
                 )
 
         await self.db.write(op)
@@ -250,7 +253,9 @@ class SqliteJobStore:
         where = " AND ".join(clauses) or "1"
 
         def op(conn: sqlite3.Connection) -> list[JobEvent]:
-            rows = conn.execute(f"SELECT doc FROM events WHERE {where} ORDER BY {order} LIMIT ?", [*params, limit])
+            rows = conn.execute(
+                f"SELECT doc FROM events WHERE {where} ORDER BY {order} LIMIT ?", [*params, limit]
+            )
             return [event_from_dict(loads(doc)) for (doc,) in rows.fetchall()]
 
         return await self.db.read(op)
@@ -279,7 +284,9 @@ class SqliteJobStore:
 
         return await self.db.read(op)
 
-    async def find_unenqueued(self, *, updated_before: datetime, run_before: datetime, limit: int) -> list[Job]:
+    async def find_unenqueued(
+        self, *, updated_before: datetime, run_before: datetime, limit: int
+    ) -> list[Job]:
         def op(conn: sqlite3.Connection) -> list[Job]:
             rows = conn.execute(
                 "SELECT doc, payload FROM jobs WHERE status = 'PENDING' AND enqueued_us IS NULL"

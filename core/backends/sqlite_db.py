@@ -85,7 +85,9 @@ CREATE INDEX IF NOT EXISTS queue_ready ON queue (type, dead, priority DESC, seq)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+    )
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     # FULL: an acknowledged write survives power loss, not just a process crash (DESIGN.md §1).
@@ -164,11 +166,16 @@ class SqliteDatabase:
                 batch.append(item)
             results = self._commit(conn, batch)
             for (_, future), (ok, value) in zip(batch, results, strict=True):
-                future.get_loop().call_soon_threadsafe(_settle, future, ok, value)
+                try:
+                    future.get_loop().call_soon_threadsafe(_settle, future, ok, value)
+                except RuntimeError:
+                    pass  # the caller's event loop is gone (shutdown); the write is committed anyway
         conn.close()
 
     @staticmethod
-    def _commit(conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]) -> list[tuple[bool, Any]]:
+    def _commit(
+        conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]
+    ) -> list[tuple[bool, Any]]:
         results: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")

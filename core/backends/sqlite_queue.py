@@ -63,6 +63,8 @@ class SqliteJobQueue:
         self, types: Sequence[str], max_messages: int, wait_seconds: float, visibility_seconds: float
     ) -> list[Delivery]:
         deadline = time.monotonic() + wait_seconds
+        if not types:
+            return []
         placeholders = ", ".join("?" * len(types))
 
         def take(conn: sqlite3.Connection) -> list[Delivery]:
@@ -76,7 +78,8 @@ class SqliteJobQueue:
             for job_id, type_, count in rows:
                 receipt = uuid.uuid4().hex
                 conn.execute(
-                    "UPDATE queue SET receipt = ?, visible_us = ?, receive_count = receive_count + 1 WHERE job_id = ?",
+                    "UPDATE queue SET receipt = ?, visible_us = ?, receive_count = receive_count + 1"
+                    " WHERE job_id = ?",
                     (receipt, now + int(visibility_seconds * 1e6), job_id),
                 )
                 deliveries.append(Delivery(job_id, type_, receipt, count + 1))
@@ -116,11 +119,14 @@ class SqliteJobQueue:
 
         def op(conn: sqlite3.Connection) -> None:
             cursor = conn.execute(
-                "UPDATE queue SET visible_us = ?, receipt = NULL WHERE job_id = ? AND (receipt = ? OR receipt IS NULL)",
+                "UPDATE queue SET visible_us = ?, receipt = NULL"
+                " WHERE job_id = ? AND (receipt = ? OR receipt IS NULL)",
                 (visible, delivery.job_id, delivery.receipt),
             )
             if cursor.rowcount == 0:
-                row = conn.execute("SELECT created_us, doc FROM jobs WHERE id = ?", (delivery.job_id,)).fetchone()
+                row = conn.execute(
+                    "SELECT created_us, doc FROM jobs WHERE id = ?", (delivery.job_id,)
+                ).fetchone()
                 seq, priority = (row[0], loads(row[1])["priority"]) if row else (_now_us(), 0)
                 conn.execute(
                     "INSERT INTO queue (job_id, type, priority, seq, visible_us) VALUES (?, ?, ?, ?, ?)"
@@ -149,7 +155,9 @@ class SqliteJobQueue:
 
     async def redrive_dead_letters(self, type: str) -> list[JobId]:
         def op(conn: sqlite3.Connection) -> list[JobId]:
-            ids = [r[0] for r in conn.execute("SELECT job_id FROM queue WHERE type = ? AND dead = 1", (type,))]
+            ids = [
+                r[0] for r in conn.execute("SELECT job_id FROM queue WHERE type = ? AND dead = 1", (type,))
+            ]
             conn.execute("DELETE FROM queue WHERE type = ? AND dead = 1", (type,))
             return ids
 

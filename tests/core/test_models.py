@@ -104,7 +104,12 @@ def test_complete_sets_result_and_full_progress() -> None:
     """Completion records the result, progress 100 and the completion time, and drops the lease."""
     job, claim = running()
     done = job.completed(claim, utcnow(), {"x": 1})
-    assert (done.status, done.result, done.progress, done.lease_owner) == (JobStatus.COMPLETED, {"x": 1}, 100, None)
+    assert (done.status, done.result, done.progress, done.lease_owner) == (
+        JobStatus.COMPLETED,
+        {"x": 1},
+        100,
+        None,
+    )
     assert done.completed_at is not None
 
 
@@ -142,7 +147,12 @@ def test_retry_resets_a_finished_job(status: JobStatus) -> None:
     """retryJob on a FAILED or CANCELLED job makes it PENDING with attempts reset and no result."""
     job = make_job(status=status, attempts=3, result={"x": 1}, progress=50.0, enqueued_at=utcnow())
     retried = job.retried(utcnow())
-    assert (retried.status, retried.attempts, retried.result, retried.progress) == (JobStatus.PENDING, 0, None, 0)
+    assert (retried.status, retried.attempts, retried.result, retried.progress) == (
+        JobStatus.PENDING,
+        0,
+        None,
+        0,
+    )
     assert retried.enqueued_at is None
 
 

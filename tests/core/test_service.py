@@ -89,7 +89,9 @@ async def test_oversized_payload_is_refused(service: JobService) -> None:
         ("idempotencyKey", SubmitRequest("noop", {}, idempotency_key="")),
     ],
 )
-async def test_out_of_range_options_name_their_field(service: JobService, field: str, request_: SubmitRequest) -> None:
+async def test_out_of_range_options_name_their_field(
+    service: JobService, field: str, request_: SubmitRequest
+) -> None:
     """Each out-of-range option is a VALIDATION error naming that option."""
     with pytest.raises(ValidationError) as info:
         await service.submit(ALICE, request_)

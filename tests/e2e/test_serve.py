@@ -56,7 +56,14 @@ async def test_job_completes_with_live_progress(server: JobpulseProcess) -> None
     job = submit(server, ALICE, type="data_analysis", payload={"data": [1, 2, 3, 4]})
     updates = await follow_job(server.url, ALICE, job["id"])
     assert updates[-1]["status"] == "COMPLETED"
-    assert updates[-1]["result"] == {"count": 4, "mean": 2.5, "median": 2.5, "stdev": pytest.approx(1.29099, rel=1e-4), "min": 1, "max": 4}
+    assert updates[-1]["result"] == {
+        "count": 4,
+        "mean": 2.5,
+        "median": 2.5,
+        "stdev": pytest.approx(1.29099, rel=1e-4),
+        "min": 1,
+        "max": 4,
+    }
     assert updates[-1]["progress"] == 100
     versions = [u["version"] for u in updates]
     assert versions == sorted(set(versions))
@@ -129,7 +136,9 @@ async def test_another_users_job_is_invisible(server: JobpulseProcess) -> None:
     assert gql_http(server.url, BOB, CANCEL, {"id": job["id"]})["data"]["cancelJob"]["code"] == "NOT_FOUND"
     missing = gql_http(server.url, BOB, CANCEL, {"id": "00000000-0000-7000-8000-000000000000"})
     assert missing["data"]["cancelJob"]["code"] == "NOT_FOUND"
-    listed = gql_http(server.url, BOB, "{ jobs(first: 100) { edges { node { id } } } }")["data"]["jobs"]["edges"]
+    listed = gql_http(server.url, BOB, "{ jobs(first: 100) { edges { node { id } } } }")["data"]["jobs"][
+        "edges"
+    ]
     assert job["id"] not in {e["node"]["id"] for e in listed}
 
 
@@ -145,9 +154,17 @@ async def test_hostile_queries_are_refused_and_the_server_stays_up(server: Jobpu
     assert gql_http(server.url, ADMIN, deep).get("errors")
     aliases = "{ " + " ".join(f"a{i}: jobTypes {{ name }}" for i in range(500)) + " }"
     assert gql_http(server.url, ADMIN, aliases).get("errors")
-    bad_json = httpx.post(f"{server.url}/graphql", content=b"{not json", headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"})
+    bad_json = httpx.post(
+        f"{server.url}/graphql",
+        content=b"{not json",
+        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"},
+    )
     assert bad_json.status_code == 400
-    huge = httpx.post(f"{server.url}/graphql", content=b"x" * (9 * 1024 * 1024), headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"})
+    huge = httpx.post(
+        f"{server.url}/graphql",
+        content=b"x" * (9 * 1024 * 1024),
+        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"},
+    )
     assert huge.status_code == 413
     assert httpx.get(f"{server.url}/healthz").status_code == 200
 
@@ -163,7 +180,9 @@ async def test_kill_9_mid_job_then_restart_finishes_it_exactly_once(tmp_path: Pa
     process = serve(tmp_path, JOBPULSE_VISIBILITY_TIMEOUT="2")
     journal = tmp_path / "journal"
     try:
-        job = submit(process, ALICE, type="sleep", payload={"seconds": 2, "steps": 4, "journal": str(journal)})
+        job = submit(
+            process, ALICE, type="sleep", payload={"seconds": 2, "steps": 4, "journal": str(journal)}
+        )
         query = f"subscription($id: ID!) {{ jobUpdated(id: $id) {{ {JOB_FIELDS} }} }}"
         async for result in subscribe(process.url, ALICE, query, {"id": job["id"]}):
             if result["jobUpdated"]["progress"] > 0:
@@ -194,5 +213,7 @@ async def test_jobs_survive_a_graceful_restart(tmp_path: Path) -> None:
 async def test_delayed_job_waits_for_its_time(server: JobpulseProcess) -> None:
     """A job with delaySeconds has runAt set and is not started before it."""
     job = submit(server, ALICE, type="noop", payload={}, delaySeconds=3600)
-    body = gql_http(server.url, ALICE, "query($id: ID!) { job(id: $id) { status runAt attempts } }", {"id": job["id"]})
+    body = gql_http(
+        server.url, ALICE, "query($id: ID!) { job(id: $id) { status runAt attempts } }", {"id": job["id"]}
+    )
     assert body["data"]["job"]["status"] == "PENDING" and body["data"]["job"]["runAt"] is not None

@@ -10,21 +10,27 @@ from gql import Client
 from gql.graphql_request import GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 
-__all__ = ["gql_http", "subscribe", "follow_job"]
+__all__ = ["follow_job", "gql_http", "subscribe"]
 
 JOB_FIELDS = "id type status version progress progressMessage attempts maxAttempts result error owner"
 
 
-def gql_http(url: str, token: str | None, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+def gql_http(
+    url: str, token: str | None, query: str, variables: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """POST one operation; return the whole response body (data and errors)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = httpx.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, headers=headers, timeout=30)
+    response = httpx.post(
+        f"{url}/graphql", json={"query": query, "variables": variables or {}}, headers=headers, timeout=30
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
 
 
-async def subscribe(url: str, token: str, query: str, variables: dict[str, Any] | None = None) -> AsyncIterator[dict[str, Any]]:
+async def subscribe(
+    url: str, token: str, query: str, variables: dict[str, Any] | None = None
+) -> AsyncIterator[dict[str, Any]]:
     """Run one subscription over graphql-transport-ws and yield its results."""
     transport = WebsocketsTransport(
         url=url.replace("http://", "ws://") + "/graphql",

@@ -83,8 +83,22 @@ async def gate(ctx: JobContext, payload: GatePayload) -> JSONValue:
 
 JOB_TYPES = [
     JobType("noop", "Does nothing and succeeds.", NoopPayload, noop, max_attempts=3, timeout_seconds=30),
-    JobType("sleep", "Sleeps, reporting progress at each step.", SleepPayload, sleep, max_attempts=3, timeout_seconds=600),
-    JobType("flaky", "Fails its first `fail_times` attempts, then succeeds.", FlakyPayload, flaky, max_attempts=5, timeout_seconds=30),
+    JobType(
+        "sleep",
+        "Sleeps, reporting progress at each step.",
+        SleepPayload,
+        sleep,
+        max_attempts=3,
+        timeout_seconds=600,
+    ),
+    JobType(
+        "flaky",
+        "Fails its first `fail_times` attempts, then succeeds.",
+        FlakyPayload,
+        flaky,
+        max_attempts=5,
+        timeout_seconds=30,
+    ),
     JobType("fail", "Always fails.", FailPayload, fail, max_attempts=2, timeout_seconds=30),
     JobType("gate", "Fails until a file exists.", GatePayload, gate, max_attempts=1, timeout_seconds=30),
 ]
