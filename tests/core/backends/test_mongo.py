@@ -1,0 +1,67 @@
+"""MongoDB store specifics: TTL retention, the documents as stored, and an unreachable server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from core.backends.mongo import MongoJobStore
+from core.backends.mongo_schema import EVENTS_TTL_INDEX, JOBS_TTL_INDEX
+from core.errors import BackendUnavailableError
+from core.models import Job, JobEvent, JobEventKind, new_job_id, utcnow
+from core.settings import Settings
+from tests.support.servers import free_port
+
+
+@pytest.fixture
+def mongo_settings(mongo_url: str, mongo_database: str) -> Callable[..., Settings]:
+    def make(**overrides: object) -> Settings:
+        return Settings(mongodb_url=mongo_url, mongodb_database=mongo_database, **overrides)  # type: ignore[arg-type]
+
+    return make
+
+
+async def test_retention_creates_ttl_indexes(mongo_settings: Callable[..., Settings]) -> None:
+    """With ``retention_days`` set, finished jobs and events get TTL indexes of that length."""
+    store = await MongoJobStore.open(mongo_settings(retention_days=2))
+    try:
+        jobs, events = await store.jobs.index_information(), await store.events.index_information()
+    finally:
+        await store.close()
+    assert jobs[JOBS_TTL_INDEX]["expireAfterSeconds"] == 2 * 86_400
+    assert events[EVENTS_TTL_INDEX]["expireAfterSeconds"] == 2 * 86_400
+
+
+async def test_no_retention_means_no_ttl_index(mongo_settings: Callable[..., Settings]) -> None:
+    """Without ``retention_days`` nothing expires, even if an earlier configuration set it."""
+    await (await MongoJobStore.open(mongo_settings(retention_days=1))).close()
+    store = await MongoJobStore.open(mongo_settings())
+    try:
+        assert JOBS_TTL_INDEX not in await store.jobs.index_information()
+        assert EVENTS_TTL_INDEX not in await store.events.index_information()
+    finally:
+        await store.close()
+
+
+async def test_payload_is_stored_apart_from_the_fields(mongo_settings: Callable[..., Settings]) -> None:
+    """Client JSON is stored as bytes, so keys MongoDB would refuse round-trip unchanged."""
+    store = await MongoJobStore.open(mongo_settings())
+    try:
+        job = Job(id=new_job_id(), type="noop", owner="alice", payload={"$set": {"a.b": 2**63 + 1}})
+        await store.insert(job, JobEvent.of(job, JobEventKind.CREATED), utcnow())
+        raw = await store.jobs.find_one({"_id": job.id})
+        assert raw is not None and isinstance(raw["payload"], bytes)
+        assert await store.get(job.id) == job
+    finally:
+        await store.close()
+
+
+async def test_open_fails_fast_when_mongodb_is_unreachable() -> None:
+    """Opening a store on a port nobody listens on raises ``BackendUnavailableError`` quickly."""
+    url = f"mongodb://127.0.0.1:{free_port()}/?serverSelectionTimeoutMS=300"
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailableError):
+        await MongoJobStore.open(Settings(mongodb_url=url))
+    assert time.monotonic() - started < 5
