@@ -281,7 +281,7 @@ async def test_list_events_in_one_instant_order_by_job_then_version(store: JobSt
 
 async def test_list_events_of_one_job_follow_its_versions(store: JobStore) -> None:
     """For one job, events follow versions; a cursor of that job resumes after its version."""
-    a, b = await _two_jobs_with_events(store)
+    a, _ = await _two_jobs_with_events(store)
     mine = await store.list_events(after=None, limit=10, job_id=a.id)
     assert [e.version for e in mine] == [1, 2, 3]
     assert await store.list_events(after=EventCursor.of(mine[0]), limit=10, job_id=a.id) == mine[1:]
