@@ -1,0 +1,119 @@
+"""Job types the worker tests steer from the outside (loaded with the other test types)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, JsonValue
+
+from core.jobtypes import JobContext, JobType
+from core.models import JSONValue
+
+__all__ = ["JOB_TYPES", "LATCHES", "Latch"]
+
+
+@dataclass
+class Latch:
+    """Holds ``latch`` jobs named after it until the test opens it; counts how many wait at once."""
+
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    inside: int = 0
+    most_inside: int = 0
+    runs: int = 0
+    cancelled: int = 0
+
+    def entered_by(self, count: int) -> asyncio.Event:
+        """An event set once ``count`` handlers are inside at the same time."""
+        event = asyncio.Event()
+        self._watchers.append((count, event))
+        self._notify()
+        return event
+
+    def _notify(self) -> None:
+        for count, event in self._watchers:
+            if self.inside >= count:
+                event.set()
+
+    def __post_init__(self) -> None:
+        self._watchers: list[tuple[int, asyncio.Event]] = []
+
+
+LATCHES: dict[str, Latch] = {}
+
+
+class LatchPayload(BaseModel):
+    latch: str
+    result: JsonValue = None
+
+
+async def latch(ctx: JobContext, payload: LatchPayload) -> JSONValue:
+    g = LATCHES[payload.latch]
+    g.runs += 1
+    g.inside += 1
+    g.most_inside = max(g.most_inside, g.inside)
+    g.entered.set()
+    g._notify()
+    try:
+        await g.opened.wait()
+    except asyncio.CancelledError:
+        g.cancelled += 1
+        raise
+    finally:
+        g.inside -= 1
+    return {"latch": payload.latch, "attempt": ctx.attempt, "result": payload.result}
+
+
+class ProgressPayload(BaseModel):
+    steps: list[float]
+
+
+async def report_progress(ctx: JobContext, payload: ProgressPayload) -> JSONValue:
+    for percent in payload.steps:
+        await ctx.progress(percent, f"at {percent}")
+        await asyncio.sleep(0)
+    return {"reported": len(payload.steps)}
+
+
+class CountPayload(BaseModel):
+    times: int
+
+
+async def hammer_progress(ctx: JobContext, payload: CountPayload) -> JSONValue:
+    for i in range(payload.times):
+        await ctx.progress(100 * (i + 1) / payload.times)
+    return {"reported": payload.times}
+
+
+class Empty(BaseModel):
+    pass
+
+
+async def unserialisable(ctx: JobContext, payload: Empty) -> JSONValue:
+    return {"when": object()}  # type: ignore[dict-item]
+
+
+async def chatty(ctx: JobContext, payload: Empty) -> JSONValue:
+    await ctx.log("x" * 50_000)
+    return None
+
+
+JOB_TYPES = [
+    JobType(
+        "latch",
+        "Waits until the test opens its latch.",
+        LatchPayload,
+        latch,
+        max_attempts=3,
+        timeout_seconds=60,
+    ),
+    JobType(
+        "progress", "Reports the given progress steps.", ProgressPayload, report_progress, timeout_seconds=30
+    ),
+    JobType("hammer", "Reports progress in a tight loop.", CountPayload, hammer_progress, timeout_seconds=30),
+    JobType(
+        "unserialisable", "Returns something JSON cannot hold.", Empty, unserialisable, timeout_seconds=30
+    ),
+    JobType("chatty", "Logs one very long line.", Empty, chatty, timeout_seconds=30),
+]

@@ -1,0 +1,68 @@
+"""``data_analysis``: summary statistics of a list of numbers (the ``statistics`` module)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.jobtypes import JobContext, JobType, PermanentError
+from core.models import JSONValue
+
+__all__ = ["JOB_TYPE", "DataAnalysisPayload"]
+
+MAX_VALUES = 1_000_000
+
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+class DataAnalysisPayload(BaseModel):
+    """The numbers to summarise."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"data": [3, 1.5, 4, 1, 5.9]}]})
+
+    data: list[Number] = Field(
+        min_length=1,
+        max_length=MAX_VALUES,
+        description=f"1 to {MAX_VALUES} finite numbers (not strings, not booleans).",
+        examples=[[3, 1.5, 4, 1, 5.9]],
+    )
+
+
+def _centre(data: list[float]) -> tuple[float, float]:
+    return statistics.fmean(data), statistics.median(data)
+
+
+def _spread(data: list[float]) -> tuple[float, float, float]:
+    stdev = statistics.stdev(data) if len(data) > 1 else 0.0
+    return stdev, min(data), max(data)
+
+
+async def analyse(ctx: JobContext, payload: DataAnalysisPayload) -> JSONValue:
+    """``{count, mean, median, stdev, min, max}``; ``stdev`` is the sample one (0 for one value)."""
+    data = payload.data
+    try:
+        mean, median = await asyncio.to_thread(_centre, data)
+        await ctx.progress(50, f"mean and median of {len(data)} values")
+        stdev, low, high = await asyncio.to_thread(_spread, data)
+    except (OverflowError, ValueError) as exc:
+        raise PermanentError(f"the numbers are too large to analyse: {exc}") from None
+    summary = {"count": len(data), "mean": mean, "median": median, "stdev": stdev, "min": low, "max": high}
+    if not all(math.isfinite(v) for v in summary.values()):
+        raise PermanentError("the numbers are too large to analyse: a statistic overflowed")
+    await ctx.progress(95, "standard deviation, minimum and maximum")
+    result: JSONValue = dict(summary)
+    return result
+
+
+JOB_TYPE = JobType(
+    "data_analysis",
+    "Summary statistics of a list of numbers: count, mean, median, sample stdev, min, max.",
+    DataAnalysisPayload,
+    analyse,
+    max_attempts=3,
+    timeout_seconds=120,
+)

@@ -1,0 +1,32 @@
+"""``run_sweeper``: send PENDING jobs that never reached the queue, or whose time has come (DESIGN §2).
+
+Any number of processes may run it: a duplicate message is dropped at claim time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import suppress
+
+import structlog
+
+from core.errors import BackendUnavailableError
+from core.service import JobService
+
+__all__ = ["run_sweeper"]
+
+log = structlog.get_logger("jobpulse.sweeper")
+
+
+async def run_sweeper(service: JobService, stop: asyncio.Event) -> None:
+    """``service.sweep()`` every ``sweep_interval_seconds`` until ``stop``; errors are logged, not fatal."""
+    interval = service.settings.sweep_interval_seconds
+    while not stop.is_set():
+        try:
+            await service.sweep()
+        except BackendUnavailableError as exc:
+            log.warning("sweep failed; trying again next round", error=str(exc))
+        except Exception:
+            log.exception("sweep failed unexpectedly; trying again next round")
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
