@@ -1,0 +1,99 @@
+"""The Starlette application: backends opened in the lifespan, the service in ``app.state``, routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+import structlog
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from api.auth import Authenticator
+from api.health import healthz, readyz
+from api.limits import BodySizeLimit
+from api.schema import build_schema
+from api.view import GraphQLView
+from core.backends import open_backends
+from core.jobtypes import JobTypeRegistry
+from core.service import JobService
+from core.settings import Settings
+
+__all__ = ["BackgroundTask", "create_app"]
+
+log = structlog.get_logger("jobpulse.api")
+
+#: runs until the event is set (workers, the sweeper, …), sharing the app's service
+BackgroundTask = Callable[[JobService, asyncio.Event], Awaitable[None]]
+
+
+async def _run(task: BackgroundTask, service: JobService, stop: asyncio.Event) -> None:
+    await task(service, stop)
+
+
+async def _stop(tasks: list[asyncio.Task[None]], stop: asyncio.Event, grace_seconds: float) -> None:
+    """Ask the background tasks to stop, wait for them up to ``grace_seconds``, then cancel the rest."""
+    stop.set()
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+    for task in pending:
+        log.warning("background task did not stop in time; cancelling it", task=task.get_name())
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            try:
+                await task
+            except Exception:
+                log.exception("background task failed", task=task.get_name())
+
+
+def create_app(
+    settings: Settings,
+    registry: JobTypeRegistry,
+    *,
+    background: Sequence[BackgroundTask] = (),
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
+    """The API app: GraphQL on ``/graphql`` (HTTP and websockets), ``/healthz`` and ``/readyz``.
+
+    ``background`` tasks start once the service is up and are stopped (their event set) on shutdown;
+    ``extra_routes`` are appended to the routes (the dashboard, ``/metrics``).
+    """
+    authenticator = Authenticator.from_settings(settings)
+    view = GraphQLView(build_schema(settings), authenticator)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_backends(settings) as backends:
+            service = JobService(backends.store, backends.queue, backends.bus, registry, settings)
+            await backends.queue.ensure_queues([t.name for t in registry if not t.external])
+            app.state.settings = settings
+            app.state.backends = backends
+            app.state.backend_kinds = dict(backends.kinds)
+            app.state.service = service
+            app.state.authenticator = authenticator
+            stop = asyncio.Event()
+            tasks = [
+                asyncio.create_task(_run(task, service, stop), name=getattr(task, "__name__", "background"))
+                for task in background
+            ]
+            try:
+                yield
+            finally:
+                await _stop(tasks, stop, settings.shutdown_grace_seconds + 5)
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/graphql", view),
+        WebSocketRoute("/graphql", view),
+        *extra_routes,
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)],
+        lifespan=lifespan,
+    )

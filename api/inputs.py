@@ -1,0 +1,67 @@
+"""GraphQL input types and their translation to the service's requests and filters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import strawberry
+
+from api.scalars import JSON
+from core.models import JobStatus
+from core.ports import JobFilter
+from core.service import SubmitRequest
+
+__all__ = ["JobFilterInput", "SubmitJobInput"]
+
+
+@strawberry.input
+class SubmitJobInput:
+    """One job to create."""
+
+    type: str
+    payload: JSON
+    priority: int | None = strawberry.field(default=0, description="higher runs first within a job type")
+    delay_seconds: int | None = 0
+    max_attempts: int | None = strawberry.field(default=None, description="default: the job type's")
+    timeout_seconds: int | None = strawberry.field(default=None, description="default: the job type's")
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="same owner + key within 24 h returns the first job, no new one"
+    )
+
+    def to_request(self) -> SubmitRequest:
+        return SubmitRequest(
+            type=self.type,
+            payload=self.payload,  # type: ignore[arg-type]  # the JSON scalar holds a JSON value
+            priority=self.priority or 0,
+            delay_seconds=self.delay_seconds or 0,
+            max_attempts=self.max_attempts,
+            timeout_seconds=self.timeout_seconds,
+            idempotency_key=self.idempotency_key,
+        )
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    """A time without a zone is taken as UTC, the zone every stored time has."""
+    if at is None or at.tzinfo is not None:
+        return at
+    return at.replace(tzinfo=UTC)
+
+
+@strawberry.input(name="JobFilter")
+class JobFilterInput:
+    """Which jobs to list; every condition given must hold."""
+
+    status: list[JobStatus] | None = None
+    type: str | None = None
+    owner: str | None = strawberry.field(default=None, description="admin only")
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def to_filter(self) -> JobFilter:
+        return JobFilter(
+            statuses=frozenset(self.status) if self.status is not None else None,
+            type=self.type,
+            owner=self.owner,
+            created_after=_aware(self.created_after),
+            created_before=_aware(self.created_before),
+        )

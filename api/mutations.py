@@ -1,0 +1,51 @@
+"""The ``Mutation`` root: submit, cancel, retry; refusals the caller can fix come back as ``UserError``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+
+import strawberry
+
+from api.context import Info
+from api.fields import described_mutation
+from api.inputs import SubmitJobInput
+from api.types import JobNode, JobResult, UserError
+from core.errors import ForbiddenError, UserFacingError
+from core.models import Job
+
+__all__ = ["Mutation"]
+
+
+async def _result(action: Awaitable[Job]) -> JobNode | UserError:
+    try:
+        return JobNode.of(await action)
+    except UserFacingError as exc:
+        return UserError.of(exc)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def submit_job(self, info: Info, input: SubmitJobInput) -> JobResult:
+        return await _result(info.context.service.submit(info.context.principal, input.to_request()))
+
+    @described_mutation("one result per input, same order; each input stands alone")
+    async def submit_jobs(self, info: Info, inputs: list[SubmitJobInput]) -> list[JobResult]:
+        outcomes = await info.context.service.submit_many(
+            info.context.principal, [item.to_request() for item in inputs]
+        )
+        return [UserError.of(o) if isinstance(o, UserFacingError) else JobNode.of(o) for o in outcomes]
+
+    @described_mutation("PENDING: never runs; PROCESSING: the handler is cancelled")
+    async def cancel_job(self, info: Info, id: strawberry.ID) -> JobResult:
+        return await _result(info.context.service.cancel(info.context.principal, str(id)))
+
+    @described_mutation("FAILED or CANCELLED only: back to PENDING, attempts reset")
+    async def retry_job(self, info: Info, id: strawberry.ID) -> JobResult:
+        return await _result(info.context.service.retry(info.context.principal, str(id)))
+
+    @described_mutation("admin only: retry every job in a type's dead-letter queue; returns how many moved")
+    async def redrive_dead_letters(self, info: Info, type: str) -> int:
+        if not info.context.principal.is_admin:
+            raise ForbiddenError("redriving dead letters is for admins only")
+        return await info.context.service.redrive_dead_letters(type)

@@ -1,0 +1,43 @@
+"""The GraphQL schema: roots, scalars, limits and error codes, put together."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from api.errors import ErrorCodes, log_unexpected
+from api.limits import limit_extensions
+from api.mutations import Mutation
+from api.queries import Query
+from api.scalars import SCALAR_MAP
+from api.subscriptions import Subscription
+from core.settings import Settings
+
+__all__ = ["JobpulseSchema", "build_schema"]
+
+
+class JobpulseSchema(strawberry.Schema):
+    """Logs only the errors that are bugs or outages: refusals are the client's business."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        log_unexpected(errors)
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    """The schema with the settings' query limits; ``jobpulse export-schema`` prints its SDL."""
+    extensions: list[Any] = [*limit_extensions(settings), ErrorCodes]
+    typed: list[type[SchemaExtension]] = extensions
+    return JobpulseSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=typed,
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+    )

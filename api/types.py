@@ -1,0 +1,186 @@
+"""GraphQL object types over the domain: ``Job``, ``JobLog``, ``JobEvent``, ``JobType``, ``UserError``."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated, Any
+
+import strawberry
+
+from api.context import Info
+from api.fields import described_field
+from api.scalars import JSON
+from core.cursors import EventCursor
+from core.errors import UserFacingError, ValidationError
+from core.jobtypes import JobType
+from core.models import Job, JobEvent, JobEventKind, JobStatus, LogLevel
+
+__all__ = [
+    "MAX_LOG_LINES",
+    "ErrorCode",
+    "JobEventKind",
+    "JobEventNode",
+    "JobLogNode",
+    "JobNode",
+    "JobResult",
+    "JobStatus",
+    "JobTypeNode",
+    "LogLevel",
+    "UserError",
+]
+
+MAX_LOG_LINES = 1000
+
+# The domain enums are the GraphQL enums: same names, same values.
+strawberry.enum(JobStatus)
+strawberry.enum(JobEventKind)
+strawberry.enum(LogLevel)
+
+
+@strawberry.enum
+class ErrorCode(enum.Enum):
+    """Why a mutation refused its input (``core.errors.UserFacingError.code``)."""
+
+    VALIDATION = "VALIDATION"
+    UNKNOWN_JOB_TYPE = "UNKNOWN_JOB_TYPE"
+    NOT_FOUND = "NOT_FOUND"
+    INVALID_STATE = "INVALID_STATE"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    RATE_LIMITED = "RATE_LIMITED"
+
+
+@strawberry.type(name="JobLog")
+class JobLogNode:
+    """One log line a handler wrote."""
+
+    at: datetime
+    level: LogLevel
+    message: str
+
+    @classmethod
+    def of(cls, event: JobEvent) -> JobLogNode:
+        return cls(at=event.at, level=event.level or LogLevel.INFO, message=event.message or "")
+
+
+@strawberry.type(name="Job")
+class JobNode:
+    """A job as the caller may see it (payload read lazily: event snapshots do not carry it)."""
+
+    id: strawberry.ID
+    type: str
+    status: JobStatus
+    result: JSON | None
+    error: str | None = strawberry.field(description="last failure message, if any")
+    progress: float = strawberry.field(description="0 to 100")
+    progress_message: str | None
+    attempts: int = strawberry.field(description="attempts started so far")
+    max_attempts: int
+    priority: int
+    owner: str
+    idempotency_key: str | None
+    version: int = strawberry.field(description="+1 on every change; events and updates carry it")
+    created_at: datetime
+    updated_at: datetime
+    run_at: datetime | None = strawberry.field(description="earliest next start (delay or retry backoff)")
+    started_at: datetime | None
+    completed_at: datetime | None
+    source: strawberry.Private[Job]
+
+    @classmethod
+    def of(cls, job: Job) -> JobNode:
+        return cls(
+            id=strawberry.ID(job.id),
+            type=job.type,
+            status=job.status,
+            result=JSON(job.result),
+            error=job.error,
+            progress=job.progress,
+            progress_message=job.progress_message,
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            priority=job.priority,
+            owner=job.owner,
+            idempotency_key=job.idempotency_key,
+            version=job.version,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            run_at=job.run_at,
+            started_at=job.started_at,
+            completed_at=job.completed_at,
+            source=job,
+        )
+
+    @strawberry.field
+    async def payload(self, info: Info) -> JSON:
+        if self.source.payload is not None:
+            return JSON(self.source.payload)
+        return JSON(await info.context.payloads.load(self.source.id))
+
+    @described_field("the newest log lines, oldest first")
+    async def logs(self, info: Info, last: int | None = 100) -> list[JobLogNode]:
+        last = 100 if last is None else last
+        if not 0 <= last <= MAX_LOG_LINES:
+            raise ValidationError(f"last must be between 0 and {MAX_LOG_LINES}, got {last}", field="last")
+        if last == 0:
+            return []
+        events = await info.context.service.store.list_logs(self.source.id, last)
+        return [JobLogNode.of(event) for event in events]
+
+
+@strawberry.type
+class UserError:
+    """A refusal the caller can fix."""
+
+    code: ErrorCode
+    message: str
+    field: str | None
+
+    @classmethod
+    def of(cls, exc: UserFacingError) -> UserError:
+        return cls(code=ErrorCode[exc.code], message=exc.message, field=exc.field)
+
+
+JobResult = Annotated[JobNode | UserError, strawberry.union("JobResult")]
+
+
+@strawberry.type(name="JobEvent")
+class JobEventNode:
+    """One stored change of a job."""
+
+    cursor: str = strawberry.field(description="resume point: pass as `after`")
+    kind: JobEventKind
+    at: datetime
+    message: str | None
+    job: JobNode = strawberry.field(description="the job as of this event (job.version)")
+
+    @classmethod
+    def of(cls, event: JobEvent) -> JobEventNode:
+        return cls(
+            cursor=EventCursor.of(event).encode(),
+            kind=event.kind,
+            at=event.at,
+            message=event.message,
+            job=JobNode.of(event.job),
+        )
+
+
+@strawberry.type(name="JobType")
+class JobTypeNode:
+    """A kind of job this server accepts."""
+
+    name: str
+    description: str
+    payload_schema: JSON = strawberry.field(description="JSON Schema of the payload")
+    max_attempts: int
+    timeout_seconds: int
+
+    @classmethod
+    def of(cls, job_type: JobType[Any]) -> JobTypeNode:
+        return cls(
+            name=job_type.name,
+            description=job_type.description,
+            payload_schema=JSON(job_type.payload_schema()),
+            max_attempts=job_type.max_attempts,
+            timeout_seconds=job_type.timeout_seconds,
+        )
