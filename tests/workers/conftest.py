@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from core.backends import open_backends
-from core.models import Job, JobEvent, JobEventKind, Principal
+from core.models import Job, JobEvent, JobEventKind, Principal, utcnow
 from core.service import JobService, SubmitRequest
 from core.settings import Settings
 from tests.workers.jobtypes import LATCHES, Latch
@@ -108,3 +109,16 @@ def on_event(service: JobService, job_id: str, kind: JobEventKind) -> asyncio.Ev
 
     service.listeners.append(listener)
     return seen
+
+
+class FakeClock:
+    """A settable clock for the service: leases expire when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)

@@ -19,6 +19,7 @@ class Latch:
 
     opened: asyncio.Event = field(default_factory=asyncio.Event)
     entered: asyncio.Event = field(default_factory=asyncio.Event)
+    left: asyncio.Event = field(default_factory=asyncio.Event)
     inside: int = 0
     most_inside: int = 0
     runs: int = 0
@@ -62,6 +63,7 @@ async def latch(ctx: JobContext, payload: LatchPayload) -> JSONValue:
         raise
     finally:
         g.inside -= 1
+        g.left.set()
     return {"latch": payload.latch, "attempt": ctx.attempt, "result": payload.result}
 
 

@@ -1,0 +1,90 @@
+"""Cancellation reaches a running handler (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from core.models import JobEventKind, JobStatus
+from core.ports import CancelRequested
+from core.service import JobService
+from tests.workers.conftest import ADMIN, MakeService, drain, events, kinds, on_event, reload, submit
+from tests.workers.jobtypes import Latch
+from workers.runtime import Worker
+
+
+async def test_cancel_stops_a_handler_awaiting_io(service: JobService) -> None:
+    """Cancelling a job whose handler sleeps stops the handler and leaves the job CANCELLED for good."""
+    job = await submit(service, "sleep", {"seconds": 3600})
+    started = on_event(service, job.id, JobEventKind.STARTED)
+    run = asyncio.create_task(drain(service))
+    await started.wait()
+    await service.cancel(ADMIN, job.id)
+    await run
+    done = await reload(service, job)
+    assert done.status is JobStatus.CANCELLED
+    assert done.attempts == 1
+    assert (await kinds(service, job))[-1] is JobEventKind.CANCELLED
+    assert (await service.queue.depths(["sleep"]))["sleep"].waiting == 0
+    # Nothing the worker (or another one) does afterwards changes it.
+    await drain(service)
+    assert await reload(service, job) == done
+    assert (await events(service, job))[-1].version == done.version
+
+
+async def test_cancel_reaches_the_handler_it_interrupts(
+    service: JobService, latches: Callable[[str], Latch]
+) -> None:
+    """The handler's task itself is cancelled (it sees ``CancelledError``), not merely abandoned."""
+    latch = latches("cancel")
+    job = await submit(service, "latch", {"latch": "cancel"})
+    run = asyncio.create_task(drain(service))
+    await latch.entered.wait()
+    await service.cancel(ADMIN, job.id)
+    await run
+    assert latch.cancelled == 1
+    assert (await reload(service, job)).status is JobStatus.CANCELLED
+
+
+async def test_heartbeat_finds_a_cancel_the_bus_lost(
+    make_service: MakeService, latches: Callable[[str], Latch], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the control message lost, the next heartbeat reads the request and stops the handler."""
+    service = await make_service(visibility_timeout=0.3)
+    lost: list[CancelRequested] = []
+
+    async def drop(message: CancelRequested) -> None:
+        lost.append(message)
+
+    monkeypatch.setattr(service.bus, "publish_control", drop)
+    latch = latches("missed")
+    job = await submit(service, "latch", {"latch": "missed"})
+    run = asyncio.create_task(drain(service))
+    await latch.entered.wait()
+    await service.cancel(ADMIN, job.id)
+    await run
+    assert lost == [CancelRequested(job.id)]
+    assert latch.cancelled == 1
+    assert (await reload(service, job)).status is JobStatus.CANCELLED
+
+
+async def test_cancel_of_another_workers_job_is_ignored(
+    service: JobService, latches: Callable[[str], Latch]
+) -> None:
+    """A worker does not stop its own handlers for a cancel request naming a job it does not run."""
+    latch = latches("mine")
+    job = await submit(service, "latch", {"latch": "mine"})
+    stop = asyncio.Event()
+    worker = Worker(service)
+    run = asyncio.create_task(worker.run(stop))
+    await latch.entered.wait()
+    await service.bus.publish_control(CancelRequested("someone-elses-job"))
+    completed = on_event(service, job.id, JobEventKind.COMPLETED)
+    latch.opened.set()
+    await completed.wait()
+    stop.set()
+    await run
+    assert latch.cancelled == 0
+    assert (await reload(service, job)).status is JobStatus.COMPLETED
