@@ -41,12 +41,16 @@ def auth_error(exc: Exception) -> GraphQLError:
     return coded_error(str(exc), code)
 
 
+_EXPECTED = (GraphQLError, UnauthenticatedError, ForbiddenError, UserFacingError)
+
+
 def is_unexpected(error: GraphQLError) -> bool:
     """An error from a bug or an outage rather than from the request."""
     original = error.original_error
-    return original is not None and not isinstance(
-        original, GraphQLError | UnauthenticatedError | ForbiddenError | UserFacingError
-    )
+    if original is None or isinstance(original, _EXPECTED):
+        return False
+    # Located in the document but not in the result: a literal or variable a scalar refused.
+    return not (error.path is None and error.nodes)
 
 
 def _classify(error: GraphQLError) -> tuple[str, str, dict[str, Any]]:
