@@ -1,0 +1,363 @@
+"""``SqsJobQueue``: one SQS queue per job type, each with a dead-letter queue (the distributed queue).
+
+Queues are ``<prefix><type>`` and ``<prefix><type>-dlq``; the main one has a redrive policy to
+the DLQ with a high ``maxReceiveCount``: jobpulse moves exhausted jobs itself (``dead_letter``),
+the policy is only a backstop for poison messages. A message body is ``{"job_id", "type"}``
+and nothing else: the store holds the job. Bodies that are not that (not JSON, no ``job_id``,
+another queue's type) are deleted, logged and counted in ``malformed_count``, never returned.
+
+Priority on SQS is best effort, that is: none. A standard queue has no priorities and delivers
+in roughly the order messages were sent (no ordering guarantee at all); ``Job.priority`` is
+stored and shown but does not reorder deliveries within a type. Only the embedded queue orders
+strictly by priority. Job types are the unit of isolation here: a type with urgent work gets its
+own queue and workers (``jobpulse worker --types``).
+
+Receiving from several types at once: each round polls every type's queue concurrently and
+splits ``max_messages`` between them (the remainder rotates, so with more types than messages
+each type still gets its turn), so no type starves another and no round takes more than asked.
+With one type a round is one long poll of up to 20 s; with several, rounds are long polls of
+at most ``MULTI_TYPE_POLL_SECONDS``, repeated until something arrives or the wait is over (a
+round waits for all its polls, so a short round bounds the latency one idle queue adds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AsyncExitStack, contextmanager
+from typing import Any
+
+import orjson
+import structlog
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
+
+from core.backends.codec import dumps
+from core.backends.sqs_deletes import BatchDeleter, is_gone
+from core.errors import BackendUnavailableError, ConfigurationError
+from core.models import Job, JobId
+from core.ports import Delivery, QueueDepth
+from core.settings import Settings
+
+__all__ = ["SqsJobQueue"]
+
+log = structlog.get_logger("jobpulse.sqs")
+
+MAX_DELAY_SECONDS = 900  # SQS's limit for DelaySeconds
+MAX_VISIBILITY_SECONDS = 43_200 - 60  # 12 h (SQS's limit) minus a margin for clock skew
+MAX_LONG_POLL_SECONDS = 20
+MULTI_TYPE_POLL_SECONDS = 2
+REDRIVE_CONFIRM_SECONDS = 1  # one long poll proves a DLQ empty (short polls sample few servers)
+DLQ_SUFFIX = "-dlq"
+MAX_RECEIVE_COUNT = 1000
+_MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def _unavailable(what: str) -> Iterator[None]:
+    """Driver errors become ``BackendUnavailableError`` at this boundary."""
+    try:
+        yield
+    except ClientError as exc:
+        raise BackendUnavailableError(f"SQS {what} failed: {_code(exc)}: {exc}") from exc
+    except (BotoCoreError, OSError, TimeoutError) as exc:
+        raise BackendUnavailableError(f"SQS {what} failed: {exc}") from exc
+
+
+def _seconds(value: float, limit: int) -> int:
+    """SQS takes whole seconds: round up (never show a message early), within ``[0, limit]``."""
+    return max(0, min(limit, math.ceil(value - 1e-6)))
+
+
+def _split(receipt: str) -> tuple[str, str]:
+    url, _, handle = receipt.partition("|")
+    return url, handle
+
+
+def _body(job_id: JobId, type: str) -> str:
+    return dumps({"job_id": job_id, "type": type}).decode()
+
+
+def _shares(types: Sequence[str], max_messages: int, start: int) -> list[tuple[str, int]]:
+    """Split ``max_messages`` over ``types`` from ``start`` on: fair now, and fair over rounds."""
+    n = len(types)
+    order = [types[(start + i) % n] for i in range(n)]
+    if n >= max_messages:
+        return [(t, 1) for t in order[:max_messages]]
+    base, extra = divmod(max_messages, n)
+    return [(t, base + (1 if i < extra else 0)) for i, t in enumerate(order)]
+
+
+class SqsJobQueue:
+    """Job messages in SQS; see the module docstring for the layout, receiving and priority."""
+
+    max_delay_seconds = float(MAX_DELAY_SECONDS)
+
+    def __init__(self, client: Any, settings: Settings, stack: AsyncExitStack) -> None:
+        self._client = client
+        self._stack = stack
+        self.prefix = settings.sqs_queue_prefix
+        self.create_queues = settings.sqs_create_queues
+        self._urls: dict[str, str] = {}  # queue name → URL
+        self._ensuring: dict[str, asyncio.Lock] = {}
+        self._deletes = BatchDeleter(client)
+        self._rotation = 0
+        #: messages dropped because their body was not a jobpulse message
+        self.malformed_count = 0
+
+    @classmethod
+    async def open(cls, settings: Settings) -> SqsJobQueue:
+        """Create the client (no request is made: SQS may come up later; ``ping`` tells)."""
+        config = AioConfig(
+            connect_timeout=5,
+            read_timeout=MAX_LONG_POLL_SECONDS + 10,  # longer than a long poll
+            retries={"max_attempts": 2, "mode": "standard"},  # one retry: readiness must fail fast
+        )
+        stack = AsyncExitStack()
+        with _unavailable("client creation"):
+            client = await stack.enter_async_context(
+                get_session().create_client(
+                    "sqs",
+                    region_name=settings.aws_region,
+                    endpoint_url=settings.sqs_endpoint_url,
+                    config=config,
+                )
+            )
+        return cls(client, settings, stack)
+
+    async def ping(self) -> None:
+        with _unavailable("ping"):
+            await self._client.list_queues(QueueNamePrefix=self.prefix, MaxResults=1)
+
+    async def close(self) -> None:
+        await self._deletes.drain()
+        await self._stack.aclose()
+
+    # -- queues -----------------------------------------------------------------------------
+    def _name(self, type: str, dead: bool = False) -> str:
+        return f"{self.prefix}{type}{DLQ_SUFFIX if dead else ''}"
+
+    async def _lookup(self, name: str) -> str | None:
+        """The URL of queue ``name``, or ``None`` if it does not exist."""
+        if name in self._urls:
+            return self._urls[name]
+        with _unavailable(f"GetQueueUrl {name}"):
+            try:
+                response = await self._client.get_queue_url(QueueName=name)
+            except ClientError as exc:
+                if _code(exc) in _MISSING_QUEUE:
+                    return None
+                raise
+        self._urls[name] = url = str(response["QueueUrl"])
+        return url
+
+    async def _ensure(self, type: str) -> None:
+        lock = self._ensuring.setdefault(type, asyncio.Lock())
+        async with lock:
+            main, dead = self._name(type), self._name(type, dead=True)
+            if await self._lookup(main) is not None and await self._lookup(dead) is not None:
+                return
+            if not self.create_queues:
+                missing = dead if await self._lookup(main) is not None else main
+                raise ConfigurationError(
+                    f"SQS queue {missing!r} does not exist (JOBPULSE_SQS_CREATE_QUEUES is off: create it)"
+                )
+            with _unavailable(f"creating the queues of {type!r}"):
+                dlq = await self._client.create_queue(QueueName=dead)
+                arn = await self._client.get_queue_attributes(
+                    QueueUrl=dlq["QueueUrl"], AttributeNames=["QueueArn"]
+                )
+                policy = {
+                    "deadLetterTargetArn": arn["Attributes"]["QueueArn"],
+                    "maxReceiveCount": MAX_RECEIVE_COUNT,
+                }
+                created = await self._client.create_queue(
+                    QueueName=main, Attributes={"RedrivePolicy": orjson.dumps(policy).decode()}
+                )
+            self._urls[dead], self._urls[main] = str(dlq["QueueUrl"]), str(created["QueueUrl"])
+            log.info("SQS queues created", queue=main, dead_letter_queue=dead)
+
+    async def _url(self, type: str, dead: bool = False) -> str:
+        name = self._name(type, dead)
+        url = self._urls.get(name)
+        if url is None:
+            await self._ensure(type)
+            url = self._urls[name]
+        return url
+
+    async def ensure_queues(self, types: Sequence[str]) -> None:
+        """Create missing queues, or (with ``sqs_create_queues`` off) raise ``ConfigurationError``."""
+        for type in types:
+            await self._ensure(type)
+
+    # -- messages ---------------------------------------------------------------------------
+    async def _send(self, url: str, job_id: JobId, type: str, delay_seconds: float) -> None:
+        with _unavailable("SendMessage"):
+            await self._client.send_message(
+                QueueUrl=url,
+                MessageBody=_body(job_id, type),
+                DelaySeconds=_seconds(delay_seconds, MAX_DELAY_SECONDS),
+            )
+
+    async def send(self, job: Job, delay_seconds: float = 0.0) -> None:
+        await self._send(await self._url(job.type), job.id, job.type, delay_seconds)
+
+    def _parse(self, message: dict[str, Any], type: str) -> JobId | None:
+        try:
+            body = orjson.loads(message.get("Body", ""))
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(body, dict) or body.get("type") != type:
+            return None
+        job_id = body.get("job_id")
+        return job_id if isinstance(job_id, str) and job_id else None
+
+    async def _drop_malformed(self, url: str, message: dict[str, Any]) -> None:
+        self.malformed_count += 1
+        log.warning("malformed SQS message dropped", queue_url=url, body=str(message.get("Body", ""))[:200])
+        await self._deletes.delete(url, message["ReceiptHandle"])
+
+    async def _receive_from(self, type: str, count: int, wait: int, visibility: int) -> list[Delivery]:
+        url = await self._url(type)
+        with _unavailable("ReceiveMessage"):
+            response = await self._client.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=count,
+                WaitTimeSeconds=wait,
+                VisibilityTimeout=visibility,
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            )
+        deliveries = []
+        for message in response.get("Messages", []):
+            job_id = self._parse(message, type)
+            if job_id is None:
+                await self._drop_malformed(url, message)
+                continue
+            count_received = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+            deliveries.append(Delivery(job_id, type, f"{url}|{message['ReceiptHandle']}", count_received))
+        return deliveries
+
+    async def receive(
+        self, types: Sequence[str], max_messages: int, wait_seconds: float, visibility_seconds: float
+    ) -> list[Delivery]:
+        if not types:
+            return []
+        max_messages = max(1, min(10, max_messages))
+        visibility = _seconds(visibility_seconds, MAX_VISIBILITY_SECONDS)
+        longest = MAX_LONG_POLL_SECONDS if len(types) == 1 else MULTI_TYPE_POLL_SECONDS
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            wait = _seconds(min(longest, deadline - time.monotonic()), longest)
+            shares = _shares(types, max_messages, self._rotation)
+            self._rotation = (self._rotation + 1) % len(types)
+            rounds = await asyncio.gather(*(self._receive_from(t, n, wait, visibility) for t, n in shares))
+            deliveries = [d for batch in rounds for d in batch]
+            if deliveries or time.monotonic() >= deadline:
+                return deliveries
+
+    async def ack(self, delivery: Delivery) -> None:
+        await self._deletes.delete(*_split(delivery.receipt))
+
+    async def release(self, delivery: Delivery, delay_seconds: float) -> None:
+        """Visible again after the delay; if the receipt is no longer good, send a new message."""
+        url, handle = _split(delivery.receipt)
+        with _unavailable("ChangeMessageVisibility"):
+            try:
+                await self._client.change_message_visibility(
+                    QueueUrl=url,
+                    ReceiptHandle=handle,
+                    VisibilityTimeout=_seconds(delay_seconds, MAX_VISIBILITY_SECONDS),
+                )
+                return
+            except ClientError as exc:
+                if not is_gone(exc):
+                    raise
+                reason = _code(exc)
+        # The message is gone (acked elsewhere, or its 12 h are up): never lose the job.
+        log.info("receipt no longer valid; sending a new message", job_id=delivery.job_id, reason=reason)
+        await self._send(url, delivery.job_id, delivery.type, delay_seconds)
+
+    async def extend(self, delivery: Delivery, visibility_seconds: float) -> None:
+        url, handle = _split(delivery.receipt)
+        with _unavailable("ChangeMessageVisibility"):
+            try:
+                await self._client.change_message_visibility(
+                    QueueUrl=url,
+                    ReceiptHandle=handle,
+                    VisibilityTimeout=_seconds(visibility_seconds, MAX_VISIBILITY_SECONDS),
+                )
+            except ClientError as exc:
+                if not is_gone(exc):
+                    raise
+                # Nothing left to keep hidden; the job's lease in the store is what counts.
+                log.info("extend: message no longer held", job_id=delivery.job_id, reason=_code(exc))
+
+    async def dead_letter(self, delivery: Delivery) -> None:
+        """Send a copy to the DLQ first, then delete the original (a crash between: a duplicate)."""
+        await self._send(await self._url(delivery.type, dead=True), delivery.job_id, delivery.type, 0)
+        await self.ack(delivery)
+
+    async def redrive_dead_letters(self, type: str) -> list[JobId]:
+        url = await self._url(type, dead=True)
+        job_ids: list[JobId] = []
+        wait = 0
+        while True:
+            with _unavailable("ReceiveMessage (dead letters)"):
+                response = await self._client.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait, VisibilityTimeout=60
+                )
+            messages = response.get("Messages", [])
+            if not messages:
+                if wait:
+                    return list(dict.fromkeys(job_ids))
+                wait = REDRIVE_CONFIRM_SECONDS
+                continue
+            wait = 0
+            for message in messages:
+                job_id = self._parse(message, type)
+                if job_id is None:
+                    await self._drop_malformed(url, message)
+                else:
+                    job_ids.append(job_id)
+                    await self._deletes.delete(url, message["ReceiptHandle"])
+
+    async def _depth(self, type: str) -> QueueDepth:
+        main, dead = await self._lookup(self._name(type)), await self._lookup(self._name(type, dead=True))
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        with _unavailable("GetQueueAttributes"):
+            attrs = (
+                {}
+                if main is None
+                else (await self._client.get_queue_attributes(QueueUrl=main, AttributeNames=names))[
+                    "Attributes"
+                ]
+            )
+            dead_attrs = (
+                {}
+                if dead is None
+                else (await self._client.get_queue_attributes(QueueUrl=dead, AttributeNames=names[:1]))[
+                    "Attributes"
+                ]
+            )
+        return QueueDepth(
+            ready=int(attrs.get(names[0], 0)),
+            in_flight=int(attrs.get(names[1], 0)),
+            delayed=int(attrs.get(names[2], 0)),
+            dead=int(dead_attrs.get(names[0], 0)),
+        )
+
+    async def depths(self, types: Sequence[str]) -> dict[str, QueueDepth]:
+        """Approximate counts (SQS's own); a type whose queues do not exist yet counts zero."""
+        found = await asyncio.gather(*(self._depth(t) for t in types))
+        return dict(zip(types, found, strict=True))
