@@ -158,6 +158,8 @@ class Worker:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Work until ``stop`` is set (then stop gracefully) or, in burst mode, nothing is left."""
         stop = stop if stop is not None else asyncio.Event()
+        self._interrupting = False
+        self._control_ready.clear()
         with structlog.contextvars.bound_contextvars(worker_id=self.worker_id):
             log.info("worker started", types=self.types, concurrency=self.concurrency, burst=self.burst)
             control = asyncio.create_task(self._watch_control())

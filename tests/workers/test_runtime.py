@@ -7,6 +7,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
+from core.errors import UnknownJobTypeError
 from core.models import Job, JobEvent, JobEventKind, JobStatus, new_job_id, utcnow
 from core.service import JobService
 from tests.workers.conftest import ADMIN, drain, events, kinds, reload, submit
@@ -183,3 +186,18 @@ async def test_every_event_is_written_in_version_order(service: JobService) -> N
     await drain(service)
     versions = [e.version for e in await events(service, job)]
     assert versions == list(range(1, len(versions) + 1))
+
+
+async def test_default_types_leave_out_external_ones(service: JobService) -> None:
+    """By default a worker takes every registered type except those run outside jobpulse."""
+    external = replace(service.registry.get("noop"), name="elsewhere", external=True)
+    service.registry.register(external)
+    worker = Worker(service)
+    assert "elsewhere" not in worker.types
+    assert {"noop", "image_resize", "webhook"} <= set(worker.types)
+
+
+async def test_unknown_type_in_worker_types_is_refused(service: JobService) -> None:
+    """Naming a type the registry does not know is an error when the worker is made, not later."""
+    with pytest.raises(UnknownJobTypeError, match="nope"):
+        Worker(service, types=["noop", "nope"])

@@ -119,41 +119,53 @@ async def _read_body(response: httpx.Response) -> tuple[JSONValue, bool]:
     return raw.decode(response.encoding or "utf-8", errors="replace"), truncated
 
 
+async def _request(
+    client: httpx.AsyncClient, payload: WebhookPayload, url: httpx.URL, host: str, address: IPAddress
+) -> tuple[httpx.Response, JSONValue, bool]:
+    """One request to ``address``; the name stays in ``Host`` and in TLS (SNI, certificate check)."""
+    headers = {**(payload.headers or {}), "Host": url.netloc.decode("ascii")}
+    async with client.stream(
+        payload.method,
+        url.copy_with(host=str(address)),
+        headers=headers,
+        json=payload.body if payload.body is not None else None,
+        extensions={"sni_hostname": host},
+    ) as response:
+        body, truncated = await _read_body(response)
+    return response, body, truncated
+
+
 async def call_webhook(ctx: JobContext, payload: WebhookPayload) -> JSONValue:
     """Make the request; 5xx and network errors are retried, 4xx fail the job."""
     settings = ctx.settings
     url = httpx.URL(str(payload.url))
-    if url.scheme not in ("http", "https") or not url.host:
+    host = url.raw_host.decode("ascii")  # IDNA-encoded: what DNS and TLS see
+    if url.scheme not in ("http", "https") or not host:
         raise PermanentError(f"only http and https URLs are allowed, got {url.scheme!r}")
     port = url.port or (443 if url.scheme == "https" else 80)
-    addresses = await check_destination(url.host, port, settings.webhook_allow_private)
-    # Connect to the address just checked; the name stays in Host and in TLS (SNI, certificate).
-    pinned = url.copy_with(host=str(addresses[0]))
-    headers = {**(payload.headers or {}), "Host": url.netloc.decode("ascii")}
-    await ctx.progress(10, f"{payload.method} {url.copy_with(query=None)}")
+    addresses = await check_destination(host, port, settings.webhook_allow_private)
+    where = f"{payload.method} {url.scheme}://{url.netloc.decode('ascii')}{url.path}"
+    await ctx.progress(10, where)
     timeout = httpx.Timeout(settings.webhook_timeout_seconds)
-    try:
-        async with (
-            httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client,
-            client.stream(
-                payload.method,
-                pinned,
-                headers=headers,
-                json=payload.body if payload.body is not None else None,
-                extensions={"sni_hostname": url.host},
-            ) as response,
-        ):
-            body, truncated = await _read_body(response)
-    except httpx.TimeoutException as exc:
-        raise Retry(f"{payload.method} {url.host} timed out: {type(exc).__name__}") from None
-    except httpx.TransportError as exc:
-        raise Retry(f"{payload.method} {url.host} failed: {type(exc).__name__}: {exc}") from None
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        for index, address in enumerate(addresses):
+            try:
+                response, body, truncated = await _request(client, payload, url, host, address)
+                break
+            except httpx.ConnectError as exc:
+                if index + 1 < len(addresses):
+                    continue  # the name has other (checked) addresses: try the next
+                raise Retry(f"{where} failed: cannot connect: {exc}") from None
+            except httpx.TimeoutException as exc:
+                raise Retry(f"{where} timed out ({type(exc).__name__})") from None
+            except httpx.TransportError as exc:
+                raise Retry(f"{where} failed: {type(exc).__name__}: {exc}") from None
     status = response.status_code
     snippet = (body if isinstance(body, str) else orjson.dumps(body).decode())[:200]
     if status >= 500 or status == 429:
-        raise Retry(f"HTTP {status} from {url.host}: {snippet}", delay=_retry_after(response))
+        raise Retry(f"HTTP {status} from {host}: {snippet}", delay=_retry_after(response))
     if status >= 400:
-        raise PermanentError(f"HTTP {status} from {url.host}: {snippet}")
+        raise PermanentError(f"HTTP {status} from {host}: {snippet}")
     await ctx.progress(95, f"HTTP {status}")
     result: dict[str, JSONValue] = {"status": status, "body": body}
     if truncated:
