@@ -55,7 +55,9 @@ MAX_RELEASE_SECONDS = 12 * 3600 - 60
 # In burst mode, while jobs run, look for new messages (their retries, say) this often.
 BURST_POLL_SECONDS = 0.05
 # After the grace period, how long the interrupted jobs get to write their release.
-RELEASE_WRITE_SECONDS = 10.0
+RELEASE_WRITE_SECONDS = 4.0
+# With no long poll configured (wait time 0), an empty receive is followed by this pause.
+IDLE_PAUSE_SECONDS = 0.5
 MAX_RESULT_BYTES = 8 * 1024 * 1024
 # Cancel requests for jobs this worker does not (yet) run, remembered for a claim racing them.
 REMEMBERED_CANCELS = 1_000
@@ -208,9 +210,13 @@ class Worker:
                 return  # stopped while receiving
             for delivery in deliveries:
                 self._start(delivery)
-            if self.burst and not deliveries and not self._tasks:
+            if deliveries:
+                continue
+            if self.burst and not self._tasks:
                 log.info("queue drained")
                 return
+            if not self.burst and wait < IDLE_PAUSE_SECONDS:
+                await _pause(IDLE_PAUSE_SECONDS - wait, stop)  # no long poll: do not spin
 
     async def _receive(self, max_messages: int, wait: float, stop: asyncio.Event) -> list[Delivery] | None:
         """Receive, but give up the wait when ``stop`` is set; ``None`` then (and nothing kept)."""

@@ -141,3 +141,26 @@ async def test_store_error_while_finishing_does_not_stop_the_worker(
     unlucky = await reload(service, first)
     # The unlucky job stays claimed; its message reappears after the visibility timeout.
     assert (unlucky.status, unlucky.attempts) == (JobStatus.PROCESSING, 1)
+
+
+async def test_messages_received_as_the_worker_stops_are_given_back(
+    make_service: MakeService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages a receive returns after stop was set are made visible again at once, not run."""
+    service = await make_service()
+    job = await submit(service, "noop", {})
+    stop = asyncio.Event()
+    receive = service.queue.receive
+
+    async def receive_then_stop(
+        types: Sequence[str], max_messages: int, wait_seconds: float, visibility_seconds: float
+    ) -> list[Delivery]:
+        deliveries = await receive(types, max_messages, 0, visibility_seconds)
+        stop.set()
+        return deliveries
+
+    monkeypatch.setattr(service.queue, "receive", receive_then_stop)
+    await Worker(service).run(stop)
+    untouched = await reload(service, job)
+    assert (untouched.status, untouched.attempts) == (JobStatus.PENDING, 0)
+    assert (await service.queue.depths(["noop"]))["noop"].ready == 1
