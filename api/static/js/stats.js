@@ -1,0 +1,98 @@
+// The admin stats panel: counts by status, failure rate, processing time, queue and dead-letter depth.
+
+import { STATUSES, clear, debounce, duration, h, number } from "./dom.js";
+
+const STATS = `{
+  stats {
+    totalJobs failureRate averageProcessingTime queueDepth deadLetterDepth
+    byStatus { pending processing completed failed cancelled }
+    byType { type queueDepth deadLetterDepth byStatus { pending processing completed failed cancelled } }
+  }
+}`;
+
+const POLL_MS = 5000;
+
+export class StatsView {
+  constructor(session) {
+    this.session = session;
+    this.refreshSoon = debounce(() => this.load(), 500);
+  }
+
+  mount(root) {
+    this.updated = h("span", { class: "muted" });
+    this.body = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+    root.append(h("section", { class: "view stats" },
+      h("div", { class: "view-head" }, h("h1", {}, "Stats"), h("span", { class: "spacer" }), this.updated),
+      this.body));
+    this.timer = setInterval(() => this.load(), POLL_MS);
+    this.load();
+  }
+
+  unmount() {
+    clearInterval(this.timer);
+    this.refreshSoon.cancel();
+  }
+
+  refresh() {
+    this.load();
+  }
+
+  onLive() {
+    this.load();
+  }
+
+  onEvent(event) {
+    if (event.kind !== "PROGRESS" && event.kind !== "LOG") this.refreshSoon();
+  }
+
+  async load() {
+    try {
+      const { stats } = await this.session.api(STATS);
+      this.render(stats);
+      this.updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+    } catch (err) {
+      this.updated.textContent = `Not updated: ${err.message}`;
+    }
+  }
+
+  render(stats) {
+    const counts = stats.byStatus;
+    const kpi = (label, value, bad = false) =>
+      h("div", { class: "card kpi", dataset: { kpi: label } }, h("div", { class: "label" }, label),
+        h("div", { class: `value${bad ? " bad" : ""}` }, value));
+    const distribution = h("div", { class: "distribution", role: "img", "aria-label": "Jobs by status" });
+    for (const status of STATUSES) {
+      const count = counts[status.toLowerCase()];
+      if (!count) continue;
+      const part = h("span", { class: `swatch ${status}`, title: `${status}: ${number(count)}` });
+      part.style.width = `${(100 * count) / stats.totalJobs}%`;
+      distribution.append(part);
+    }
+    const cell = (n) => h("td", { class: `num${n ? "" : " zero"}` }, number(n));
+    clear(this.body,
+      h("div", { class: "kpis" },
+        kpi("Total jobs", number(stats.totalJobs)),
+        kpi("Failure rate", `${stats.failureRate.toFixed(1)}%`, stats.failureRate > 0),
+        kpi("Avg processing time", stats.averageProcessingTime === null ? "—" : duration(stats.averageProcessingTime)),
+        kpi("Queue depth", number(stats.queueDepth)),
+        kpi("Dead letters", number(stats.deadLetterDepth), stats.deadLetterDepth > 0)),
+      h("section", { class: "card", style: null },
+        h("h2", {}, "By status"),
+        distribution,
+        h("div", { class: "legend" }, STATUSES.map((s) =>
+          h("span", {}, h("i", { class: `swatch ${s}` }), s[0] + s.slice(1).toLowerCase(), h("b", {}, number(counts[s.toLowerCase()])))))),
+      h("section", { class: "card table-card by-type" },
+        h("h2", {}, "By job type"),
+        h("table", { "aria-label": "Stats by job type" },
+          h("thead", {}, h("tr", {},
+            h("th", { scope: "col" }, "Type"),
+            STATUSES.map((s) => h("th", { class: "num", scope: "col" }, s[0] + s.slice(1).toLowerCase())),
+            h("th", { class: "num", scope: "col" }, "Queue"),
+            h("th", { class: "num", scope: "col" }, "Dead letters"))),
+          h("tbody", {}, stats.byType.map((t) => h("tr", { dataset: { type: t.type } },
+            h("td", { class: "type" }, h("a", { href: `#/?type=${encodeURIComponent(t.type)}` }, t.type)),
+            STATUSES.map((s) => cell(t.byStatus[s.toLowerCase()])),
+            cell(t.queueDepth),
+            cell(t.deadLetterDepth)))))));
+  }
+}
