@@ -12,8 +12,11 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from api.auth import Authenticator
+from api.dashboard import dashboard_routes
 from api.health import healthz, readyz
 from api.limits import BodySizeLimit
+from api.metrics import JobMetrics, SubscriptionGaugeMiddleware, metrics_routes
+from api.request_id import RequestIdMiddleware
 from api.schema import build_schema
 from api.view import GraphQLView
 from core.backends import open_backends
@@ -64,11 +67,13 @@ def create_app(
     """
     authenticator = Authenticator.from_settings(settings)
     view = GraphQLView(build_schema(settings), authenticator)
+    metrics = JobMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_backends(settings) as backends:
             service = JobService(backends.store, backends.queue, backends.bus, registry, settings)
+            metrics.install(service)
             await backends.queue.ensure_queues([t.name for t in registry if not t.external])
             app.state.settings = settings
             app.state.backends = backends
@@ -91,9 +96,15 @@ def create_app(
         Route("/graphql", view),
         WebSocketRoute("/graphql", view),
         *extra_routes,
+        *metrics_routes(metrics, settings.metrics_token),
+        *dashboard_routes(),
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(SubscriptionGaugeMiddleware, metrics=metrics),
+            Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes),
+        ],
         lifespan=lifespan,
     )
