@@ -16,7 +16,6 @@ runs in its own task that logs what went wrong, and the loop backs off on backen
 from __future__ import annotations
 
 import asyncio
-import enum
 import os
 import random
 import secrets
@@ -24,11 +23,8 @@ import socket
 from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-import orjson
 import structlog
 
 from core.errors import (
@@ -37,28 +33,22 @@ from core.errors import (
     ConflictError,
     JobNotFoundError,
     LeaseLostError,
-    UnknownJobTypeError,
-    ValidationError,
 )
-from core.jobtypes import JobType, PermanentError, Retry
-from core.models import Claim, ClaimDecision, Job, JobId, JobStatus, JSONValue
+from core.models import ClaimDecision, JobId, JobStatus
 from core.ports import CONTROL, CancelRequested, Delivery, Resync
 from core.service import JobService
-from workers.context import WorkerContext
+from workers.attempt import Attempt, Interrupt, seconds_until
 
-__all__ = ["JobTimeoutError", "Worker", "default_worker_id"]
+__all__ = ["Worker", "default_worker_id"]
 
 log = structlog.get_logger("jobpulse.worker")
 
-# SQS keeps a received message hidden for at most 12 hours; longer waits are re-hidden on redelivery.
-MAX_RELEASE_SECONDS = 12 * 3600 - 60
 # In burst mode, while jobs run, look for new messages (their retries, say) this often.
 BURST_POLL_SECONDS = 0.05
 # After the grace period, how long the interrupted jobs get to write their release.
 RELEASE_WRITE_SECONDS = 4.0
 # With no long poll configured (wait time 0), an empty receive is followed by this pause.
 IDLE_PAUSE_SECONDS = 0.5
-MAX_RESULT_BYTES = 8 * 1024 * 1024
 # Cancel requests for jobs this worker does not (yet) run, remembered for a claim racing them.
 REMEMBERED_CANCELS = 1_000
 
@@ -66,33 +56,6 @@ REMEMBERED_CANCELS = 1_000
 def default_worker_id() -> str:
     """``host:pid:random``: unique per process, and readable in a job's events."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-class JobTimeoutError(Exception):
-    """The handler ran longer than the job's ``timeout_seconds``."""
-
-
-class _Interrupt(enum.Enum):
-    CANCEL = "cancel requested"
-    LEASE_LOST = "lease lost"
-    SHUTDOWN = "worker shutting down"
-
-
-@dataclass(eq=False)
-class _Running:
-    """A handler task and what the worker needs to stop it and finish its attempt."""
-
-    delivery: Delivery
-    ctx: WorkerContext
-    task: asyncio.Task[JSONValue]
-    interrupt: _Interrupt | None = None
-
-    def stop(self, reason: _Interrupt) -> None:
-        # A lost lease outranks everything: nothing of this attempt may be written any more.
-        if self.task.done() or (self.interrupt is not None and reason is not _Interrupt.LEASE_LOST):
-            return
-        self.interrupt = reason
-        self.task.cancel()
 
 
 class _Backoff:
@@ -150,7 +113,7 @@ class Worker:
         self.service = service
         self.settings = service.settings
         self._tasks: set[asyncio.Task[None]] = set()
-        self._running: dict[JobId, _Running] = {}
+        self._running: dict[JobId, Attempt] = {}
         self._slot_freed = asyncio.Event()
         self._control_ready = asyncio.Event()
         self._unmatched_cancels: OrderedDict[JobId, bool] = OrderedDict()
@@ -264,7 +227,7 @@ class Worker:
         self._interrupting = True
         log.warning("grace period over; giving running jobs back", count=len(pending))
         for running in list(self._running.values()):
-            running.stop(_Interrupt.SHUTDOWN)
+            running.stop(Interrupt.SHUTDOWN)
         _, pending = await asyncio.wait(pending, timeout=RELEASE_WRITE_SECONDS)
         for task in pending:
             task.cancel()
@@ -298,7 +261,7 @@ class Worker:
                 self._unmatched_cancels.popitem(last=False)
             return
         log.info("cancel requested; stopping the handler", job_id=job_id)
-        running.stop(_Interrupt.CANCEL)
+        running.stop(Interrupt.CANCEL)
 
     async def _recheck_cancels(self, job_ids: Sequence[JobId] | None = None) -> None:
         """Read the store for cancel requests a gap in the bus (or a racing claim) may have hidden."""
@@ -341,9 +304,9 @@ class Worker:
         decision = claimed.decision
         if decision is ClaimDecision.RUN:
             assert claimed.claim is not None
-            await self._run(delivery, claimed.claim, job)
+            await self._run(Attempt(self.service, delivery, claimed.claim, job))
         elif decision is ClaimDecision.NOT_YET:
-            await queue.release(delivery, self._seconds_until(job.run_at))
+            await queue.release(delivery, seconds_until(self.service, job.run_at))
         elif decision is ClaimDecision.FAIL:
             log.warning("worker lost on the last attempt; job failed", error=job.error)
             await queue.dead_letter(delivery)
@@ -351,162 +314,21 @@ class Worker:
             log.debug("message not needed; dropped", decision=decision.value, status=job.status.value)
             await queue.ack(delivery)
 
-    def _seconds_until(self, when: datetime | None) -> float:
-        if when is None:
-            return 0.0
-        return min(MAX_RELEASE_SECONDS, max(0.0, (when - self.service.clock()).total_seconds()))
-
-    # -- one attempt --------------------------------------------------------------------------
-    async def _run(self, delivery: Delivery, claim: Claim, job: Job) -> None:
-        structlog.contextvars.bind_contextvars(attempt=claim.attempt)
-        ctx = WorkerContext(self.service, claim, job, on_lease_lost=lambda: self._lease_lost(job.id))
+    async def _run(self, attempt: Attempt) -> None:
+        job_id = attempt.job.id
+        structlog.contextvars.bind_contextvars(attempt=attempt.ctx.attempt)
+        superseded = self._running.get(job_id)
+        if superseded is not None:
+            # Our own earlier attempt outlived its lease and we claimed the job again: it must stop.
+            superseded.stop(Interrupt.LEASE_LOST)
+        self._running[job_id] = attempt
         try:
-            job_type = self.service.registry.get(job.type)
-            payload = job_type.parse(job.payload)
-        except (UnknownJobTypeError, ValidationError) as exc:
-            log.warning("job cannot run", error=str(exc))
-            await self._fail(ctx, delivery, str(exc), retryable=False)
-            return
-        if self._interrupting:
-            await self._give_back(ctx, delivery)
-            return
-        log.info("job started")
-        task = asyncio.create_task(self._call(job_type, ctx, payload, job.timeout_seconds))
-        running = _Running(delivery, ctx, task)
-        self._running[job.id] = running
-        heartbeat = asyncio.create_task(self._heartbeat(running))
-        try:
-            if self._unmatched_cancels.pop(job.id, False):
+            if self._interrupting:
+                attempt.stop(Interrupt.SHUTDOWN)
+            elif self._unmatched_cancels.pop(job_id, False):
                 # A cancel request raced our claim: believe the store, not the (maybe stale) message.
-                await self._recheck_cancels([job.id])
-            await asyncio.wait({task})
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
+                await self._recheck_cancels([job_id])
+            await attempt.run()
         finally:
-            heartbeat.cancel()
-            with suppress(asyncio.CancelledError):
-                await heartbeat
-            del self._running[job.id]
-        await self._settle(running)
-
-    @staticmethod
-    async def _call(job_type: JobType[Any], ctx: WorkerContext, payload: Any, seconds: float) -> JSONValue:
-        try:
-            async with asyncio.timeout(seconds) as scope:
-                return await job_type.handler(ctx, payload)
-        except TimeoutError:
-            if scope.expired():
-                raise JobTimeoutError(f"timed out after {seconds:g}s") from None
-            raise
-
-    def _lease_lost(self, job_id: JobId) -> None:
-        running = self._running.get(job_id)
-        if running is not None:
-            running.stop(_Interrupt.LEASE_LOST)
-
-    async def _heartbeat(self, running: _Running) -> None:
-        """Every third of the lease: extend it and the message's visibility, and look for a cancel."""
-        visibility = self.settings.visibility_timeout
-        claim = running.ctx.claim
-        while True:
-            await asyncio.sleep(visibility / 3)
-            try:
-                job = await running.ctx.write(
-                    lambda current: self.service.heartbeat(claim, visibility, current=current)
-                )
-            except (LeaseLostError, JobNotFoundError):
-                log.warning("lease lost; stopping the handler")
-                running.stop(_Interrupt.LEASE_LOST)
-                return
-            except (BackendUnavailableError, ConflictError) as exc:
-                log.warning("heartbeat not written; trying again", error=str(exc))
-                continue
-            try:
-                await self.service.queue.extend(running.delivery, visibility)
-            except BackendUnavailableError as exc:
-                log.warning("message visibility not extended", error=str(exc))
-            if job.cancel_requested:
-                log.info("cancel requested; stopping the handler")
-                running.stop(_Interrupt.CANCEL)
-
-    async def _settle(self, running: _Running) -> None:
-        """Write what the handler's run came to, then act on the message accordingly."""
-        ctx, delivery, task = running.ctx, running.delivery, running.task
-        interrupt = running.interrupt
-        if interrupt is _Interrupt.LEASE_LOST:
-            await ctx.close()
-            log.warning("attempt abandoned: the lease was lost")
-        elif interrupt is _Interrupt.CANCEL:
-            await ctx.close()
-            await ctx.write(lambda current: self.service.finish_cancelled(ctx.claim, current=current))
-            await self.service.queue.ack(delivery)
-            log.info("job cancelled")
-        elif task.cancelled() and interrupt is _Interrupt.SHUTDOWN:
-            await self._give_back(ctx, delivery)
-        elif task.cancelled():
-            await self._fail(ctx, delivery, "the handler was cancelled from within", retryable=True)
-        elif (exc := task.exception()) is not None:
-            await self._failed(ctx, delivery, exc)
-        else:
-            await self._succeeded(ctx, delivery, task.result())
-
-    async def _succeeded(self, ctx: WorkerContext, delivery: Delivery, result: JSONValue) -> None:
-        try:
-            encoded = orjson.dumps(result)
-        except TypeError as exc:
-            message = f"the handler's result is not JSON-serialisable: {exc}"
-            await self._fail(ctx, delivery, message, retryable=False)
-            return
-        if len(encoded) > MAX_RESULT_BYTES:
-            message = f"the handler's result is {len(encoded)} bytes; the limit is {MAX_RESULT_BYTES}"
-            await self._fail(ctx, delivery, message, retryable=False)
-            return
-        plain: JSONValue = orjson.loads(encoded)  # what the store keeps: plain JSON, no datetimes etc.
-        await ctx.flush()
-        await ctx.close()
-        await ctx.write(lambda current: self.service.complete(ctx.claim, plain, current=current))
-        await self.service.queue.ack(delivery)
-        log.info("job completed")
-
-    async def _failed(self, ctx: WorkerContext, delivery: Delivery, exc: BaseException) -> None:
-        if isinstance(exc, Retry):
-            await self._fail(ctx, delivery, str(exc), retryable=True, retry_delay=exc.delay)
-        elif isinstance(exc, PermanentError):
-            await self._fail(ctx, delivery, str(exc) or type(exc).__name__, retryable=False)
-        elif isinstance(exc, JobTimeoutError):
-            await self._fail(ctx, delivery, str(exc), retryable=True)
-        else:
-            log.warning("handler raised", exc_info=exc)
-            await self._fail(ctx, delivery, f"{type(exc).__name__}: {exc}", retryable=True)
-
-    async def _fail(
-        self,
-        ctx: WorkerContext,
-        delivery: Delivery,
-        message: str,
-        *,
-        retryable: bool,
-        retry_delay: float | None = None,
-    ) -> None:
-        await ctx.close()
-        job = await ctx.write(
-            lambda current: self.service.fail_attempt(
-                ctx.claim, message, retryable=retryable, retry_delay=retry_delay, current=current
-            )
-        )
-        if job.status is JobStatus.PENDING:
-            delay = self._seconds_until(job.run_at)
-            await self.service.queue.release(delivery, delay)
-            log.info("attempt failed; will retry", error=message, retry_in_seconds=round(delay, 3))
-        else:
-            await self.service.queue.dead_letter(delivery)
-            log.warning("job failed", error=message)
-
-    async def _give_back(self, ctx: WorkerContext, delivery: Delivery) -> None:
-        await ctx.close()
-        await ctx.write(
-            lambda current: self.service.release(ctx.claim, _Interrupt.SHUTDOWN.value, current=current)
-        )
-        await self.service.queue.release(delivery, 0)
-        log.info("job given back for another worker")
+            if self._running.get(job_id) is attempt:
+                del self._running[job_id]
