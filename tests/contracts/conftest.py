@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -77,7 +76,7 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[EventBus]:
         from core.backends.redis import RedisEventBus
 
         settings = Settings(
-            redis_url=request.getfixturevalue("redis_url"), redis_channel_prefix=f"t{uuid.uuid4().hex[:12]}:"
+            redis_url=request.getfixturevalue("redis_url"), redis_channel_prefix=unique_name("t") + ":"
         )
         redis = await RedisEventBus.open(settings)
         yield redis

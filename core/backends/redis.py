@@ -1,0 +1,286 @@
+"""``RedisEventBus``: job events across processes over Redis pub/sub (the distributed bus).
+
+Each topic is the channel ``<prefix><topic>``. A process holds one pub/sub connection, read by
+one task that fans messages out in-process (``Fanout``); a channel is subscribed while at least
+one local subscription wants it. ``subscribe`` returns only once Redis confirmed the
+SUBSCRIBE, so whoever reads the store right after entering misses nothing (DESIGN.md §5).
+
+When the connection drops (Redis restarted, network cut, or a ping unanswered), the reader
+reconnects with backoff, subscribes every live channel again, waits for the confirmations and
+only then sends ``Resync`` to every subscription: each re-reads the store from its cursor, so
+what was published during the outage is not lost. A subscription opened while Redis is down
+is registered at once and gets that ``Resync`` when Redis is back. Publishing while Redis is
+down raises ``BackendUnavailableError``; the caller logs it and carries on (the store is the
+truth).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import RedisError
+
+from core.backends.codec import dumps, event_from_dict, event_to_dict, loads
+from core.backends.fanout import Fanout, FanoutSubscription
+from core.backends.local import event_topics
+from core.errors import BackendUnavailableError
+from core.models import JobEvent
+from core.ports import CONTROL, BusMessage, BusSubscription, CancelRequested
+from core.settings import Settings
+
+__all__ = ["RedisEventBus"]
+
+log = structlog.get_logger("jobpulse.redis")
+
+CONNECT_TIMEOUT = 5.0
+COMMAND_TIMEOUT = 5.0
+SUBSCRIBE_TIMEOUT = 5.0  # no confirmation by then: treat the connection as broken
+READ_POLL = 0.5  # how often the reader looks up from the socket (pings, a broken flag)
+PING_EVERY = 5.0  # the reader's own liveness check: a silent half-open socket is caught too
+PONG_TIMEOUT = 10.0
+BACKOFF_FIRST, BACKOFF_MAX = 0.05, 2.0
+_PONG = b"jobpulse-ping"
+
+
+class _LostConnectionError(Exception):
+    """The pub/sub connection must be rebuilt."""
+
+
+class RedisEventBus:
+    """Events over Redis pub/sub, fanned out in-process; see the module docstring."""
+
+    def __init__(self, client: Redis, subscriber: Redis, prefix: str) -> None:
+        self.fanout = Fanout()
+        self._client = client  # PUBLISH and PING
+        self._subscriber = subscriber  # the pub/sub connection: never retried behind our back
+        self._prefix = prefix
+        self._pubsub: PubSub | None = None
+        self._subscribed: set[str] = set()  # channels SUBSCRIBEd on the current connection
+        self._confirmations: dict[str, deque[asyncio.Future[None]]] = {}
+        self._resync_after: list[asyncio.Future[None]] | None = None
+        self._broken: str | None = None
+        self._connected = asyncio.Event()
+        self._closed = False
+        self._reader: asyncio.Task[None] | None = None
+        #: how many times the pub/sub connection was rebuilt (for tests and metrics)
+        self.reconnects = 0
+
+    @classmethod
+    async def open(cls, settings: Settings) -> RedisEventBus:
+        """Connect (raising ``BackendUnavailableError`` if Redis does not answer) and start reading."""
+        if settings.redis_url is None:
+            raise ValueError("RedisEventBus needs settings.redis_url")
+        common: dict[str, Any] = {"socket_connect_timeout": CONNECT_TIMEOUT, "socket_keepalive": True}
+        client = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=COMMAND_TIMEOUT,
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+            **common,
+        )
+        # Any error on the pub/sub connection must reach the reader, which resubscribes and
+        # resyncs: a silent reconnect inside the driver would lose messages unnoticed.
+        subscriber = Redis.from_url(settings.redis_url, retry=Retry(NoBackoff(), 0), **common)
+        bus = cls(client, subscriber, settings.redis_channel_prefix)
+        try:
+            await bus.ping()
+            bus._reader = asyncio.create_task(bus._run(), name="jobpulse-redis-reader")
+            await asyncio.wait_for(bus._connected.wait(), CONNECT_TIMEOUT)
+        except BaseException as exc:
+            await bus.close()
+            if isinstance(exc, TimeoutError):
+                raise BackendUnavailableError("Redis pub/sub did not connect") from exc
+            raise
+        return bus
+
+    async def ping(self) -> None:
+        try:
+            await self._client.ping()
+        except (RedisError, OSError) as exc:
+            raise BackendUnavailableError(f"Redis ping failed: {exc}") from exc
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._reader is not None:
+            self._reader.cancel()
+            try:
+                await self._reader
+            except asyncio.CancelledError:
+                pass
+        await self._client.aclose()
+        await self._subscriber.aclose()
+        self.fanout.resync_all("bus closed")
+
+    # -- publishing -------------------------------------------------------------------------
+    def _channel(self, topic: str) -> str:
+        return f"{self._prefix}{topic}"
+
+    async def _publish(self, topics: Iterable[str], data: bytes) -> None:
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for topic in topics:
+                    pipe.publish(self._channel(topic), data)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise BackendUnavailableError(f"Redis publish failed: {exc}") from exc
+
+    async def publish(self, event: JobEvent) -> None:
+        await self._publish(event_topics(event), dumps(event_to_dict(event)))
+
+    async def publish_control(self, message: CancelRequested) -> None:
+        await self._publish([CONTROL], dumps({"job_id": message.job_id}))
+
+    # -- subscribing ------------------------------------------------------------------------
+    @asynccontextmanager
+    async def subscribe(self, topics: Sequence[str]) -> AsyncIterator[BusSubscription]:
+        subscription = FanoutSubscription(topics)
+        self.fanout.add(subscription)
+        try:
+            await self._confirm([self._channel(t) for t in subscription.topics])
+            yield subscription
+        finally:
+            await self._unsubscribe(self.fanout.remove(subscription))
+
+    async def _send_subscribe(self, pubsub: PubSub, channels: list[str]) -> None:
+        """SUBSCRIBE the channels not subscribed yet; each gets a confirmation to wait for."""
+        new = [c for c in channels if c not in self._subscribed]
+        if not new:
+            return
+        # Bookkeeping before the await: a concurrent caller sees these channels as pending.
+        self._subscribed.update(new)
+        loop = asyncio.get_running_loop()
+        for channel in new:
+            self._confirmations.setdefault(channel, deque()).append(loop.create_future())
+        await pubsub.execute_command("SUBSCRIBE", *new)
+
+    async def _confirm(self, channels: list[str]) -> None:
+        pubsub = self._pubsub
+        if pubsub is None or self._broken:
+            return  # the reconnect subscribes every live channel, then sends Resync
+        try:
+            await self._send_subscribe(pubsub, channels)
+            # Replies arrive in order: the newest pending confirmation covers the earlier ones.
+            waits = [q[-1] for c in channels if (q := self._confirmations.get(c))]
+            if waits:
+                await asyncio.wait_for(asyncio.shield(asyncio.gather(*waits)), SUBSCRIBE_TIMEOUT)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._mark_broken(f"subscribe failed: {exc!r}")
+
+    async def _unsubscribe(self, topics: list[str]) -> None:
+        channels = [c for c in map(self._channel, topics) if c in self._subscribed]
+        pubsub = self._pubsub
+        if not channels or pubsub is None:
+            return
+        self._subscribed.difference_update(channels)
+        try:
+            await pubsub.execute_command("UNSUBSCRIBE", *channels)
+        except (RedisError, OSError) as exc:
+            self._mark_broken(f"unsubscribe failed: {exc!r}")
+
+    def _mark_broken(self, reason: str) -> None:
+        if self._broken is None:
+            self._broken = reason
+
+    # -- the reader -------------------------------------------------------------------------
+    async def _run(self) -> None:
+        delay = BACKOFF_FIRST
+        first = True
+        while not self._closed:
+            pubsub = self._subscriber.pubsub()
+            try:
+                await pubsub.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+                self._broken = None
+                self._pubsub = pubsub
+                await self._send_subscribe(pubsub, [self._channel(t) for t in self.fanout.topics])
+                if not first:
+                    self._resync_after = [f for q in self._confirmations.values() for f in q]
+                first = False
+                self._connected.set()
+                delay = BACKOFF_FIRST
+                await self._read(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # whatever broke, the cure is the same: rebuild and resync
+                if not self._closed:
+                    log.warning(
+                        "redis pub/sub connection lost; reconnecting", error=repr(exc), retry_in=delay
+                    )
+            finally:
+                await self._disconnected(pubsub)
+            if self._closed:
+                return
+            self.reconnects += 1
+            await asyncio.sleep(delay)
+            delay = min(BACKOFF_MAX, delay * 2)
+
+    async def _disconnected(self, pubsub: PubSub) -> None:
+        self._pubsub = None
+        self._connected.clear()
+        self._subscribed.clear()
+        self._resync_after = None
+        for waiting in self._confirmations.values():
+            for future in waiting:
+                if not future.done():
+                    future.set_result(None)  # the subscriber goes on; Resync follows the reconnect
+        self._confirmations.clear()
+        try:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+        except (RedisError, OSError):
+            pass
+
+    async def _read(self, pubsub: PubSub) -> None:
+        pinged_at: float | None = None
+        last_ping = time.monotonic()
+        while not self._closed:
+            if self._broken:
+                raise _LostConnectionError(self._broken)
+            if self._resync_after is not None and all(f.done() for f in self._resync_after):
+                self._resync_after = None
+                self.fanout.resync_all("redis reconnected")
+            now = time.monotonic()
+            if pinged_at is not None and now - pinged_at > PONG_TIMEOUT:
+                raise _LostConnectionError(f"no answer to PING in {PONG_TIMEOUT}s")
+            if pinged_at is None and now - last_ping > PING_EVERY:
+                pinged_at = last_ping = now
+                await pubsub.execute_command("PING", _PONG)
+            message = await pubsub.get_message(timeout=READ_POLL)
+            if message is None:
+                continue
+            kind = message["type"]
+            if kind == "pong":
+                pinged_at = None
+            elif kind == "subscribe":
+                waiting = self._confirmations.get(_text(message["channel"]))
+                if waiting:
+                    future = waiting.popleft()
+                    if not future.done():
+                        future.set_result(None)
+            elif kind == "message":
+                self._dispatch(_text(message["channel"]), message["data"])
+
+    def _dispatch(self, channel: str, data: bytes) -> None:
+        if not channel.startswith(self._prefix):
+            return
+        topic = channel[len(self._prefix) :]
+        try:
+            body = loads(data)
+            bus_message: BusMessage = (
+                CancelRequested(body["job_id"]) if topic == CONTROL else event_from_dict(body)
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("malformed bus message dropped", channel=channel, error=repr(exc))
+            return
+        self.fanout.deliver(topic, bus_message)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
