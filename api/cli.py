@@ -188,6 +188,40 @@ def submit(
         raise typer.Exit(0 if status == "COMPLETED" else 1)
 
 
+@app.command()
+def jobs(
+    status: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--status", "-s", help="Only jobs in this status (repeat, or comma-separate, for several)."
+        ),
+    ] = None,
+    type: Annotated[str | None, typer.Option("--type", "-t", help="Only jobs of this type.")] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=500, help="At most this many, newest first.")
+    ] = 20,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """List jobs, newest first, as a table (a user sees its own jobs, an admin everyone's)."""
+    from api.cli_client import STATUSES, list_jobs, stdout_console
+
+    wanted = [part.strip().upper() for value in status or [] for part in value.split(",") if part.strip()]
+    unknown = sorted(set(wanted) - set(STATUSES))
+    if unknown:
+        console.print(f"[red]unknown status {', '.join(unknown)}[/red] (one of {', '.join(STATUSES)})")
+        raise typer.Exit(2)
+    asyncio.run(list_jobs(console, stdout_console(), url, token, list(dict.fromkeys(wanted)), type, limit))
+
+
+@app.command()
+def stats(url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+    """Show counts by status, failure rate, processing time and queue depths (admin token)."""
+    from api.cli_client import show_stats, stdout_console
+
+    asyncio.run(show_stats(console, stdout_console(), url, token))
+
+
 @app.command("export-schema")
 def export_schema() -> None:
     """Print the GraphQL SDL (what schema.graphql holds)."""
