@@ -78,13 +78,22 @@ class Server:
         data: dict[str, Any] = body["data"]
         return data
 
-    def ws_client(self, token: str) -> Client:
+    @contextlib.asynccontextmanager
+    async def ws(self, token: str) -> AsyncIterator[WsSession]:
+        """A websocket connection authenticated with ``token`` (graphql-transport-ws, via gql)."""
         transport = WebsocketsTransport(
             url=self.ws_url,
             init_payload={"authorization": f"Bearer {token}"},
             subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
         )
-        return Client(transport=transport, fetch_schema_from_transport=False)
+        async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+            ws = WsSession(session)
+            try:
+                yield ws
+            finally:
+                for subscription in ws.subscriptions:
+                    subscription.task.cancel()
+                await asyncio.gather(*(s.task for s in ws.subscriptions), return_exceptions=True)
 
     # -- playing the worker ----------------------------------------------------------------
     async def start(self, job_id: str, worker: str = "test-worker") -> Claim:
@@ -108,30 +117,66 @@ class Server:
         return job
 
 
+_END = object()
+
+
 class Subscription:
-    """One live subscription: ``await sub.next()`` for the next result, ``await sub.ended()`` at its end."""
+    """One live subscription, started at once: ``await sub.next()`` for the next result.
+
+    gql sends ``subscribe`` only when its generator is first iterated; a task pumps it from the
+    start, so the server is subscribed before the test makes its changes.
+    """
 
     def __init__(self, stream: AsyncIterator[dict[str, Any]]) -> None:
-        self._stream = stream
+        self._results: asyncio.Queue[object] = asyncio.Queue()
+        self.task = asyncio.create_task(self._pump(stream))
+
+    async def _pump(self, stream: AsyncIterator[dict[str, Any]]) -> None:
+        try:
+            async for result in stream:
+                await self._results.put(result)
+        except Exception as exc:
+            await self._results.put(exc)
+        else:
+            await self._results.put(_END)
+
+    async def _get(self) -> object:
+        item = await asyncio.wait_for(self._results.get(), DEADLINE)
+        if isinstance(item, Exception):
+            raise item
+        return item
 
     async def next(self) -> dict[str, Any]:
-        return await asyncio.wait_for(anext(self._stream), DEADLINE)
+        item = await self._get()
+        assert item is not _END, "the subscription ended"
+        assert isinstance(item, dict)
+        return item
 
     async def take(self, count: int) -> list[dict[str, Any]]:
         return [await self.next() for _ in range(count)]
 
     async def ended(self) -> bool:
-        try:
-            await asyncio.wait_for(anext(self._stream), DEADLINE)
-        except StopAsyncIteration:
-            return True
-        return False
+        """True if the subscription completes next (waits for that, up to the deadline)."""
+        return await self._get() is _END
 
 
-def subscribe(session: AsyncClientSession, query: str, **variables: Any) -> Subscription:
-    stream = session.subscribe(GraphQLRequest(query, variable_values=variables))
-    assert not isinstance(stream, dict)
-    return Subscription(stream)  # type: ignore[arg-type]
+class WsSession:
+    """A graphql-transport-ws connection: subscriptions and operations under one token."""
+
+    def __init__(self, session: AsyncClientSession) -> None:
+        self.session = session
+        self.subscriptions: list[Subscription] = []
+
+    def subscribe(self, query: str, **variables: Any) -> Subscription:
+        stream = self.session.subscribe(GraphQLRequest(query, variable_values=variables))
+        subscription = Subscription(stream)  # type: ignore[arg-type]
+        self.subscriptions.append(subscription)
+        return subscription
+
+    async def execute(self, query: str, **variables: Any) -> dict[str, Any]:
+        result = await self.session.execute(GraphQLRequest(query, variable_values=variables))
+        assert isinstance(result, dict)
+        return result
 
 
 def make_jwt(subject: str, role: str = "user", *, expires_in: float = 3600, secret: str = JWT_SECRET) -> str:
