@@ -33,6 +33,10 @@ async def make_service(tmp_path: Path) -> AsyncIterator[MakeService]:
         async def make(clock: Callable[[], Any] | None = None, **overrides: Any) -> JobService:
             values: dict[str, Any] = {
                 "data_dir": tmp_path,
+                # The embedded backends, whatever the environment names.
+                "mongodb_url": None,
+                "sqs_endpoint_url": None,
+                "redis_url": None,
                 "job_modules": TEST_MODULES,
                 "backoff_base_seconds": 0,
                 "wait_time_seconds": 1,
