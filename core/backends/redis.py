@@ -162,9 +162,16 @@ class RedisEventBus:
             self._confirmations.setdefault(channel, deque()).append(loop.create_future())
         await pubsub.execute_command("SUBSCRIBE", *new)
 
-    async def _confirm(self, channels: list[str]) -> None:
+    def _live_pubsub(self) -> PubSub | None:
+        """The pub/sub connection if it is up; never one the driver would silently reconnect."""
         pubsub = self._pubsub
-        if pubsub is None or self._broken:
+        if pubsub is None or self._broken or pubsub.connection is None or not pubsub.connection.is_connected:
+            return None
+        return pubsub
+
+    async def _confirm(self, channels: list[str]) -> None:
+        pubsub = self._live_pubsub()
+        if pubsub is None:
             return  # the reconnect subscribes every live channel, then sends Resync
         try:
             await self._send_subscribe(pubsub, channels)
@@ -172,18 +179,18 @@ class RedisEventBus:
             waits = [q[-1] for c in channels if (q := self._confirmations.get(c))]
             if waits:
                 await asyncio.wait_for(asyncio.shield(asyncio.gather(*waits)), SUBSCRIBE_TIMEOUT)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except Exception as exc:  # the subscriber never sees driver errors: Resync follows
             self._mark_broken(f"subscribe failed: {exc!r}")
 
     async def _unsubscribe(self, topics: list[str]) -> None:
         channels = [c for c in map(self._channel, topics) if c in self._subscribed]
-        pubsub = self._pubsub
+        pubsub = self._live_pubsub()
         if not channels or pubsub is None:
             return
         self._subscribed.difference_update(channels)
         try:
             await pubsub.execute_command("UNSUBSCRIBE", *channels)
-        except (RedisError, OSError) as exc:
+        except Exception as exc:
             self._mark_broken(f"unsubscribe failed: {exc!r}")
 
     def _mark_broken(self, reason: str) -> None:

@@ -222,7 +222,11 @@ class SqsJobQueue:
     async def _drop_malformed(self, url: str, message: dict[str, Any]) -> None:
         self.malformed_count += 1
         log.warning("malformed SQS message dropped", queue_url=url, body=str(message.get("Body", ""))[:200])
-        await self._deletes.delete(url, message["ReceiptHandle"])
+        try:
+            await self._deletes.delete(url, message["ReceiptHandle"])
+        except BackendUnavailableError as exc:
+            # It comes back after its visibility timeout and is dropped then; the good ones go on.
+            log.warning("could not delete a malformed SQS message", queue_url=url, error=str(exc))
 
     async def _receive_from(self, type: str, count: int, wait: int, visibility: int) -> list[Delivery]:
         url = await self._url(type)
