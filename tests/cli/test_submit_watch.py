@@ -1,0 +1,45 @@
+"""``jobpulse submit --watch``: follows the job live, shows its log lines, exits 0 only on COMPLETED."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cli.conftest import ALICE, JOB_ID, RunCli
+
+# api/client.py asks gql for ``WebsocketsTransport.GRAPHQL_TRANSPORT_WS``, which gql 4 does not have
+# (it is ``GRAPHQLWS_SUBPROTOCOL``), so --watch fails before it connects. Strict: passing flags the fix.
+WATCH_BROKEN = pytest.mark.xfail(
+    reason="api/client.py: WebsocketsTransport.GRAPHQL_TRANSPORT_WS does not exist in gql 4", strict=True
+)
+
+
+@WATCH_BROKEN
+def test_watch_shows_log_lines_and_exits_0_when_completed(cli: RunCli) -> None:
+    """A sleep job is followed to COMPLETED: its id on stdout, its log line and result on stderr, exit 0."""
+    result = cli("submit", "sleep", '{"seconds": 0.4, "steps": 4}', "--watch", token=ALICE)
+    assert result.returncode == 0, result.stderr
+    assert JOB_ID.match(result.stdout.strip())
+    assert "sleeping 0.4s in 4 steps" in result.stderr
+    assert "COMPLETED" in result.stderr and '"slept": 0.4' in result.stderr
+
+
+@WATCH_BROKEN
+def test_watch_exits_non_zero_when_the_job_fails(cli: RunCli) -> None:
+    """A job that fails for good ends the watch with FAILED, its error, and exit 1."""
+    result = cli("submit", "fail", '{"permanent": true, "message": "no such table"}', "--watch", token=ALICE)
+    assert result.returncode == 1
+    assert "FAILED" in result.stderr and "no such table" in result.stderr
+
+
+def test_submit_without_watch_prints_the_id(cli: RunCli) -> None:
+    """Without --watch, submit prints the new job's id and exits 0."""
+    result = cli("submit", "noop", "{}", "--delay", "3600", token=ALICE)
+    assert result.returncode == 0, result.stderr
+    assert JOB_ID.match(result.stdout.strip())
+
+
+def test_submit_refusal_is_a_clear_error(cli: RunCli) -> None:
+    """An unknown job type: exit 2 with the UserError's code and message."""
+    result = cli("submit", "no_such_type", "{}", token=ALICE)
+    assert result.returncode == 2
+    assert "UNKNOWN_JOB_TYPE" in result.stderr
