@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from gql.transport.exceptions import TransportQueryError
 
+import api.context
 from core.backends.local import LocalEventBus
 from core.cursors import EventCursor
 from core.models import Claim, JobEvent, LogLevel, Principal
-from tests.api.helpers import ADMIN, ALICE, BOB, Server, Subscription, wait_until
+from tests.api.helpers import ADMIN, ALICE, BOB, Server, Subscription, make_jwt, wait_until
 
 JOB_UPDATED = "subscription($id: ID!) { jobUpdated(id: $id) { id status version progress payload } }"
 JOB_EVENTS = """
@@ -402,3 +404,23 @@ async def test_queries_and_mutations_work_over_the_websocket(server: Server) -> 
     assert created == {"submitJob": {"owner": "alice"}}
     assert forbidden.value.errors is not None
     assert forbidden.value.errors[0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_subscription_ends_when_its_token_expires(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Authorisation is checked on every event: once the JWT has expired, the next event ends the stream."""
+    token = make_jwt("carol", expires_in=3600)
+    job_id = await server.submit(token)
+    async with server.ws(token) as session:
+        updates = session.subscribe(JOB_UPDATED, id=job_id)
+        await updates.next()
+        later = datetime.now(UTC) + timedelta(hours=2)
+        monkeypatch.setattr(api.context, "utcnow", lambda: later)
+
+        await server.start(job_id)
+        with pytest.raises(TransportQueryError) as failed:
+            await updates.next()
+
+    assert failed.value.errors is not None
+    assert failed.value.errors[0]["extensions"]["code"] == "UNAUTHENTICATED"
