@@ -176,10 +176,24 @@ class Worker:
             if deliveries:
                 continue
             if self.burst and not self._tasks:
-                log.info("queue drained")
-                return
+                if await self._drained():
+                    log.info("queue drained")
+                    return
+                continue
             if not self.burst and wait < IDLE_PAUSE_SECONDS:
                 await _pause(IDLE_PAUSE_SECONDS - wait, stop)  # no long poll: do not spin
+
+    async def _drained(self) -> bool:
+        """Burst mode's last word: an empty receive is not proof on SQS (a short poll samples)."""
+        try:
+            depths = await self.service.queue.depths(self.types)
+        except Exception as exc:
+            log.warning("queue depths unavailable; taking the empty receive as drained", error=str(exc))
+            return True
+        if any(depth.ready for depth in depths.values()):
+            await asyncio.sleep(BURST_POLL_SECONDS)
+            return False
+        return True
 
     async def _receive(self, max_messages: int, wait: float, stop: asyncio.Event) -> list[Delivery] | None:
         """Receive, but give up the wait when ``stop`` is set; ``None`` then (and nothing kept)."""
