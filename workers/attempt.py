@@ -106,6 +106,9 @@ class Attempt:
             log.warning("job cannot run", error=str(exc))
             await self._fail(str(exc), retryable=False)
             return
+        if self.job.cancel_requested:
+            # Requested while an earlier attempt ended some other way (failed, given back): honour it.
+            self.stop(Interrupt.CANCEL)
         if self.interrupt is None:
             log.info("job started")
             task = self._task = asyncio.create_task(

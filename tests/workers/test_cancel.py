@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -88,3 +89,17 @@ async def test_cancel_of_another_workers_job_is_ignored(
     await run
     assert latch.cancelled == 0
     assert (await reload(service, job)).status is JobStatus.COMPLETED
+
+
+async def test_cancel_left_over_from_an_earlier_attempt_is_honoured(
+    service: JobService, latches: Callable[[str], Latch]
+) -> None:
+    """A job back in PENDING with a cancel request still pending is cancelled at its next claim, not run."""
+    latch = latches("leftover")
+    job = await submit(service, "latch", {"latch": "leftover"})
+    # As if the cancel arrived just as an earlier attempt failed and went back to PENDING.
+    flagged = replace(job, cancel_requested=True, version=job.version + 1)
+    assert await service.store.update(flagged, job.version, None) is not None
+    await drain(service)
+    assert latch.runs == 0
+    assert (await reload(service, job)).status is JobStatus.CANCELLED
