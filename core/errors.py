@@ -17,7 +17,7 @@
     │   └── BackendUnavailableError    a store, queue or bus did not answer
     └── ConfigurationError         settings that cannot work together
 
-Handlers raise the control-flow exceptions in ``core.handler`` (``Retry``, ``PermanentError``);
+Handlers raise the control-flow exceptions in ``core.jobtypes`` (``Retry``, ``PermanentError``);
 they are not errors of jobpulse itself and live there.
 """
 

@@ -128,6 +128,9 @@ class Job:
     def decide_claim(self, now: datetime) -> ClaimDecision:
         """What a worker holding a message for this job must do with it."""
         if self.status is JobStatus.PENDING:
+            if self.cancel_requested:
+                # Asked to stop while its last attempt was failing or being released.
+                return ClaimDecision.CANCEL
             if self.run_at is not None and self.run_at > now:
                 return ClaimDecision.NOT_YET
             return ClaimDecision.RUN

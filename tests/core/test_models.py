@@ -175,3 +175,10 @@ def test_new_job_ids_are_unique_uuid7() -> None:
     ids = [new_job_id() for _ in range(1000)]
     assert len(set(ids)) == 1000
     assert all(len(i) == 36 and i[14] == "7" for i in ids)
+
+
+def test_pending_job_with_cancel_requested_is_cancelled_at_claim() -> None:
+    """A cancel requested during an attempt that then went back to PENDING wins at the next claim."""
+    job, claim = running()
+    job = job.cancel_requested_now(utcnow()).retry_scheduled(claim, utcnow(), "boom", 0)
+    assert job.decide_claim(utcnow()) is ClaimDecision.CANCEL
