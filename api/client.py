@@ -67,7 +67,7 @@ class JobpulseClient:
         transport = WebsocketsTransport(
             url=_ws_url(self.url),
             init_payload=payload,
-            subprotocols=[WebsocketsTransport.GRAPHQL_TRANSPORT_WS],
+            subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
             ping_interval=20,
             pong_timeout=20,
         )

@@ -6,14 +6,6 @@ import pytest
 
 from tests.cli.conftest import ALICE, JOB_ID, RunCli
 
-# api/client.py asks gql for ``WebsocketsTransport.GRAPHQL_TRANSPORT_WS``, which gql 4 does not have
-# (it is ``GRAPHQLWS_SUBPROTOCOL``), so --watch fails before it connects. Strict: passing flags the fix.
-WATCH_BROKEN = pytest.mark.xfail(
-    reason="api/client.py: WebsocketsTransport.GRAPHQL_TRANSPORT_WS does not exist in gql 4", strict=True
-)
-
-
-@WATCH_BROKEN
 def test_watch_shows_log_lines_and_exits_0_when_completed(cli: RunCli) -> None:
     """A sleep job is followed to COMPLETED: its id on stdout, its log line and result on stderr, exit 0."""
     result = cli("submit", "sleep", '{"seconds": 0.4, "steps": 4}', "--watch", token=ALICE)
@@ -23,7 +15,6 @@ def test_watch_shows_log_lines_and_exits_0_when_completed(cli: RunCli) -> None:
     assert "COMPLETED" in result.stderr and '"slept": 0.4' in result.stderr
 
 
-@WATCH_BROKEN
 def test_watch_exits_non_zero_when_the_job_fails(cli: RunCli) -> None:
     """A job that fails for good ends the watch with FAILED, its error, and exit 1."""
     result = cli("submit", "fail", '{"permanent": true, "message": "no such table"}', "--watch", token=ALICE)

@@ -203,7 +203,8 @@ async def test_jobs_survive_a_graceful_restart(tmp_path: Path) -> None:
     process = serve(tmp_path)
     try:
         job = submit(process, ALICE, type="noop", payload={}, delaySeconds=3600)
-        assert process.terminate() == 0
+        # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status says why it stopped.
+        assert process.terminate() in (0, -15)
         process.start()
         assert gql_http(process.url, ALICE, GET, {"id": job["id"]})["data"]["job"]["status"] == "PENDING"
     finally:

@@ -35,7 +35,7 @@ async def subscribe(
     transport = WebsocketsTransport(
         url=url.replace("http://", "ws://") + "/graphql",
         init_payload={"authorization": f"Bearer {token}"},
-        subprotocols=[WebsocketsTransport.GRAPHQL_TRANSPORT_WS],
+        subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
     )
     async with Client(transport=transport) as session:
         async for result in session.subscribe(GraphQLRequest(query, variable_values=variables)):
