@@ -122,12 +122,13 @@ function fieldFor(name, raw, root, required) {
       }
     };
   }
+  if (required) (control.matches("input, select, textarea") ? control : control.querySelector("input")).setAttribute("aria-required", "true");
   const listHint = kind === "list" ? "Separate values with commas, spaces or new lines." : "";
   const error = h("div", { class: "field-error", hidden: true });
   const element = h("div", { class: "field", dataset: { field: name } },
     kind === "boolean"
       ? h("label", { for: id, class: "check" }, control, " ", label)
-      : [h("label", { for: id }, label, required ? h("span", { class: "req", title: "required" }, "*") : null), control],
+      : [h("label", { for: id }, label, required ? h("span", { class: "req", title: "required", "aria-hidden": "true" }, "*") : null), control],
     hint || listHint ? h("div", { class: "hint" }, [hint, listHint].filter(Boolean).join(" ")) : null,
     error);
   const fill = (value) => {
