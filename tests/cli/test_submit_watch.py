@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.cli.conftest import ALICE, JOB_ID, RunCli
+
 
 def test_watch_shows_log_lines_and_exits_0_when_completed(cli: RunCli) -> None:
     """A sleep job is followed to COMPLETED: its id on stdout, its log line and result on stderr, exit 0."""

@@ -154,8 +154,10 @@ export class JobsView {
   }
 
   async loadCounts() {
+    const seq = (this.countsSeq = (this.countsSeq || 0) + 1);
     try {
       const data = await this.session.api(COUNTS, { type: this.type || null });
+      if (seq !== this.countsSeq) return; // the filters changed meanwhile
       const counts = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, v.totalCount]));
       this.renderChips(counts);
       this.total = this.statuses.size ? [...this.statuses].reduce((sum, s) => sum + counts[s], 0) : counts.all;

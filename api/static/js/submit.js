@@ -37,7 +37,7 @@ const SCALARS = new Set(["string", "integer", "number", "boolean"]);
 function fieldFor(name, raw, root, required) {
   const [schema, nullable] = normalise(raw, root);
   const id = `field-${name}`;
-  const label = schema.title || name;
+  const label = schema.title || (name.charAt(0).toUpperCase() + name.slice(1)).replaceAll("_", " ");
   const example = (schema.examples || [])[0];
   const hasDefault = schema.default !== undefined && schema.default !== null;
   const hint = schema.description || "";
