@@ -40,6 +40,7 @@ def test_the_jobs_table_shows_every_status_live(page: Page, server: JobpulseProc
     expect(row(page, running).get_by_role("progressbar")).not_to_have_attribute("aria-valuenow", "0")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"))
+    # Free the worker the two-minute sleep job holds, for the tests that follow.
     page.get_by_role("button", name=f"Cancel job {running}").click()
     expect(row(page, running).locator(".badge")).to_have_text("CANCELLED")
 
