@@ -222,7 +222,9 @@ async def run_server(
     app = create_app(
         settings, JobTypeRegistry(list(JOB_TYPES)), background=background, extra_routes=extra_routes
     )
-    sock = socket.socket()
+    # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
+    # and without it every response waits out the client's delayed ACK (~40 ms).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen()
