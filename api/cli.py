@@ -52,8 +52,8 @@ def _backend_summary(settings: Settings) -> str:
 
 def _serve(settings: Settings, *, with_workers: bool) -> None:
     import uvicorn
-    from api.app import create_app
 
+    from api.app import create_app
     from api.auth import load_or_create_admin_token
     from core.logs import configure_logging
     from workers import run_workers
