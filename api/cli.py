@@ -85,6 +85,7 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
         port=settings.port,
         log_level="warning",
         ws="websockets-sansio",
+        ws_max_size=settings.max_request_bytes,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
         lifespan="on",
     )

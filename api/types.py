@@ -152,6 +152,7 @@ class JobEventNode:
     kind: JobEventKind
     at: datetime
     message: str | None
+    level: LogLevel | None = strawberry.field(description="the level of a LOG event's line")
     job: JobNode = strawberry.field(description="the job as of this event (job.version)")
 
     @classmethod
@@ -161,6 +162,7 @@ class JobEventNode:
             kind=event.kind,
             at=event.at,
             message=event.message,
+            level=event.level,
             job=JobNode.of(event.job),
         )
 

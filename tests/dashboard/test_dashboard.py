@@ -47,8 +47,9 @@ def test_the_jobs_table_shows_every_status_live(page: Page, server: JobpulseProc
 
 def test_a_job_submitted_elsewhere_appears_without_a_reload(page: Page, server: JobpulseProcess) -> None:
     """A job another client submits shows up in the open table, live."""
+    earlier = submit(server, type="noop", payload={"note": "already there"}, delaySeconds=3600)
     sign_in(page, server.url)
-    expect(page.locator("tr.job-row").first).to_be_visible()
+    expect(page.locator("tr.job-row").first).to_have_attribute("data-job-id", earlier)
     job_id = submit(server, type="noop", payload={"note": "from elsewhere"}, delaySeconds=3600)
     expect(page.locator("tr.job-row").first).to_have_attribute("data-job-id", job_id)
 

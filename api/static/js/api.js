@@ -5,7 +5,7 @@ export const JOB_FIELDS = `id type status progress progressMessage attempts maxA
   error createdAt updatedAt runAt startedAt completedAt`;
 
 const FEED = `subscription Feed($after: String) {
-  jobEvents(after: $after) { cursor kind at message job { ${JOB_FIELDS} } }
+  jobEvents(after: $after) { cursor kind at message level job { ${JOB_FIELDS} } }
 }`;
 
 /** A GraphQL or transport error; `code` is the GraphQL extensions.code when there is one. */

@@ -2,7 +2,7 @@
 
 import { JOB_FIELDS } from "./api.js";
 import { actionButtons } from "./jobs.js";
-import { TERMINAL, badge, clear, debounce, duration, h, json, progressBar, seconds, setProgress, timestamp, until } from "./dom.js";
+import { TERMINAL, badge, clear, duration, h, json, progressBar, seconds, setProgress, timestamp, until } from "./dom.js";
 
 const LOG_LINES = 500;
 
@@ -17,8 +17,6 @@ export class JobView {
     this.job = null;
     this.logs = [];
     this.seq = 0;
-    // Live log lines arrive without their level; re-read them (with levels) once a burst settles.
-    this.reload = debounce(() => this.load(), 400);
   }
 
   mount(root) {
@@ -34,7 +32,6 @@ export class JobView {
 
   unmount() {
     clearInterval(this.timer);
-    this.reload.cancel();
   }
 
   refresh() {
@@ -165,9 +162,8 @@ export class JobView {
     if (event.job.id !== this.id || !this.job) return;
     if (!this.applyJob(event.job)) return;
     if (event.kind === "LOG" && event.message) {
-      this.logs = [...this.logs, { at: event.at, level: null, message: event.message }].slice(-LOG_LINES);
+      this.logs = [...this.logs, { at: event.at, level: event.level, message: event.message }].slice(-LOG_LINES);
       this.renderLogs();
-      this.reload();
     } else if (TERMINAL.has(event.job.status) || event.kind === "RETRYING") {
       this.load(); // the result, the error, and the final log lines
     }
