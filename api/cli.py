@@ -22,7 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # never wrap a token or URL mid-way
 
 UrlOption = Annotated[
     str, typer.Option("--url", envvar="JOBPULSE_URL", help="The jobpulse server to talk to.")
