@@ -61,6 +61,30 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = False
     webhook_timeout_seconds: float = Field(default=30.0, gt=0)
 
+    # Large payloads and results (README, "Large payloads and results (S3)"): JSON values over the
+    # threshold are kept in S3 (or, on the embedded store, files under the data directory) and the
+    # job holds a reference.
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_prefix: str = "jobpulse/"
+    s3_threshold_bytes: int = Field(default=65_536, ge=0)
+    s3_inline_max_bytes: int = Field(default=8 * 1024 * 1024, gt=0)  # larger: `result` null, use resultUrl
+    s3_presign_seconds: int = Field(default=3600, ge=1, le=604_800)
+    s3_read_buckets: str = ""  # more buckets `image_resize` may read s3:// inputs from, comma-separated
+    s3_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)  # resolved values kept per process
+    embedded_blobs: bool = True  # on the SQLite store without S3: large values in <data_dir>/blobs
+    cloudwatch_endpoint_url: str | None = None  # where SQS's queue-age metric is read (unset: AWS's)
+
+    # Alerts (README, "Alerts"): a webhook POST and an ERROR log line, once per condition per cool-down.
+    alert_webhook_url: str | None = None
+    alert_timeout_seconds: float = Field(default=5.0, gt=0)
+    alert_cooldown_seconds: float = Field(default=900.0, ge=0)
+    alert_failure_rate: float | None = Field(default=None, ge=0, le=100)  # percent; unset: off
+    alert_window_seconds: float = Field(default=300.0, gt=0)
+    alert_min_samples: int = Field(default=20, ge=1)
+    alert_queue_age_seconds: float | None = Field(default=None, gt=0)  # unset: off
+    alert_check_interval_seconds: float = Field(default=30.0, gt=0)
+
     # Serving.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -70,6 +94,10 @@ class Settings(BaseSettings):
     @property
     def job_module_names(self) -> list[str]:
         return [name.strip() for name in self.job_modules.split(",") if name.strip()]
+
+    @property
+    def s3_read_bucket_names(self) -> list[str]:
+        return [name.strip() for name in self.s3_read_buckets.split(",") if name.strip()]
 
     @property
     def database_path(self) -> Path:
