@@ -141,6 +141,7 @@ class QueueDepth:
     in_flight: int = 0  # received, not yet acknowledged
     delayed: int = 0  # not visible until later
     dead: int = 0  # in the dead-letter queue
+    oldest_age_seconds: float = 0.0  # how long the oldest waiting message has waited (0: none)
 
     @property
     def waiting(self) -> int:
