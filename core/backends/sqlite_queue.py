@@ -168,15 +168,19 @@ class SqliteJobQueue:
 
         def op(conn: sqlite3.Connection) -> dict[str, QueueDepth]:
             depths = {t: QueueDepth() for t in types}
-            for type_, ready, in_flight, delayed, dead in conn.execute(
+            for type_, ready, in_flight, delayed, dead, oldest in conn.execute(
                 "SELECT type,"
                 " SUM(dead = 0 AND visible_us <= ?),"
                 " SUM(dead = 0 AND visible_us > ? AND receipt IS NOT NULL),"
                 " SUM(dead = 0 AND visible_us > ? AND receipt IS NULL),"
-                " SUM(dead = 1) FROM queue GROUP BY type",
-                (now, now, now),
+                " SUM(dead = 1),"
+                # The oldest ready row: how long it has been receivable (its delay not counted).
+                " MIN(CASE WHEN dead = 0 AND visible_us <= ? THEN visible_us END)"
+                " FROM queue GROUP BY type",
+                (now, now, now, now),
             ):
-                depths[type_] = QueueDepth(ready or 0, in_flight or 0, delayed or 0, dead or 0)
+                age = 0.0 if oldest is None else max(0.0, (now - oldest) / 1e6)
+                depths[type_] = QueueDepth(ready or 0, in_flight or 0, delayed or 0, dead or 0, age)
             return depths
 
         return await self.db.read(op)
