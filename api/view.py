@@ -8,12 +8,13 @@ wrong one closes the socket with 4401, a genuine one that may not use the API wi
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -32,6 +33,8 @@ from core.errors import ForbiddenError, UnauthenticatedError
 from core.service import JobService
 
 __all__ = ["GraphQLView"]
+
+_GRAPHIQL_PAGE = (Path(__file__).parent / "static" / "graphiql.html").read_text(encoding="utf-8")
 
 
 class AuthenticatingWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -57,6 +60,10 @@ class GraphQLView(GraphQL[Context, None]):
             max_subscriptions_per_connection=100,
         )
         self.authenticator = authenticator
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """Our GraphiQL page: vendored (works offline) and with subscriptions that carry the token."""
+        return HTMLResponse(_GRAPHIQL_PAGE, headers={"Cache-Control": "no-cache"})
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         service: JobService = request.app.state.service

@@ -46,3 +46,12 @@ async def follow_job(url: str, token: str, job_id: str) -> list[dict[str, Any]]:
     """Every snapshot ``jobUpdated`` emits for a job, until it completes after the terminal one."""
     query = f"subscription($id: ID!) {{ jobUpdated(id: $id) {{ {JOB_FIELDS} }} }}"
     return [r["jobUpdated"] async for r in subscribe(url, token, query, {"id": job_id})]
+
+
+def follow_job_sync(url: str, token: str, job_id: str) -> list[dict[str, Any]]:
+    """``follow_job`` for synchronous tests, in a thread of its own (Playwright's sync API holds a loop)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, follow_job(url, token, job_id)).result()
