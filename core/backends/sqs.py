@@ -36,6 +36,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.backends.codec import dumps
+from core.backends.sqs_age import SqsQueueAges, cloudwatch_endpoint
 from core.backends.sqs_deletes import BatchDeleter, is_gone
 from core.errors import BackendUnavailableError, ConfigurationError
 from core.models import Job, JobId
@@ -100,8 +101,11 @@ class SqsJobQueue:
 
     max_delay_seconds = float(MAX_DELAY_SECONDS)
 
-    def __init__(self, client: Any, settings: Settings, stack: AsyncExitStack) -> None:
+    def __init__(
+        self, client: Any, settings: Settings, stack: AsyncExitStack, ages: SqsQueueAges | None = None
+    ) -> None:
         self._client = client
+        self._ages = ages
         self._stack = stack
         self.prefix = settings.sqs_queue_prefix
         self.create_queues = settings.sqs_create_queues
@@ -130,7 +134,16 @@ class SqsJobQueue:
                     config=config,
                 )
             )
-        return cls(client, settings, stack)
+            # The queue-age metric lives in CloudWatch; a slow one must not hold up ``depths``.
+            cloudwatch = await stack.enter_async_context(
+                get_session().create_client(
+                    "cloudwatch",
+                    region_name=settings.aws_region,
+                    endpoint_url=cloudwatch_endpoint(settings),
+                    config=AioConfig(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1}),
+                )
+            )
+        return cls(client, settings, stack, SqsQueueAges(cloudwatch))
 
     async def ping(self) -> None:
         with _unavailable("ping"):
@@ -354,11 +367,13 @@ class SqsJobQueue:
                     "Attributes"
                 ]
             )
+        age = await self._ages.age(self._name(type)) if self._ages is not None and main is not None else 0.0
         return QueueDepth(
             ready=int(attrs.get(names[0], 0)),
             in_flight=int(attrs.get(names[1], 0)),
             delayed=int(attrs.get(names[2], 0)),
             dead=int(dead_attrs.get(names[0], 0)),
+            oldest_age_seconds=age,
         )
 
     async def depths(self, types: Sequence[str]) -> dict[str, QueueDepth]:
