@@ -5,6 +5,7 @@
 | store | ``sqlite.SqliteJobStore``           | ``mongo.MongoJobStore``          |
 | queue | ``sqlite_queue.SqliteJobQueue``     | ``sqs.SqsJobQueue``              |
 | bus   | ``local.LocalEventBus``             | ``redis.RedisEventBus``          |
+| blobs | ``files.FileBlobStore`` (optional)  | ``s3.S3BlobStore``               |
 
 Driver imports stay inside these modules; the distributed ones are imported only when configured.
 """
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+from core.blobs import BlobStore
 from core.ports import EventBus, JobQueue, JobStore
 from core.settings import Settings
 
@@ -28,6 +30,8 @@ class Backends:
     bus: EventBus
     #: backend name → "sqlite" / "mongodb" / …, for /readyz and logs
     kinds: dict[str, str]
+    #: where large payloads and results go (S3, or files beside SQLite); ``None``: kept inline
+    blobs: BlobStore | None = None
 
 
 @asynccontextmanager
@@ -83,4 +87,20 @@ async def open_backends(settings: Settings) -> AsyncIterator[Backends]:
             bus_kind = "local"
         stack.push_async_callback(bus.close)
 
-        yield Backends(store, queue, bus, {"store": store_kind, "queue": queue_kind, "bus": bus_kind})
+        kinds = {"store": store_kind, "queue": queue_kind, "bus": bus_kind}
+        blobs: BlobStore | None = None
+        if settings.s3_bucket:
+            from core.backends.s3 import S3BlobStore
+
+            blobs = await S3BlobStore.open(settings)
+            kinds["blobs"] = "s3"
+        elif settings.mongodb_url is None and settings.embedded_blobs:
+            from core.backends.files import FileBlobStore
+
+            # Only beside SQLite: workers on other machines could not read these files.
+            blobs = FileBlobStore(settings.data_dir / "blobs")
+            kinds["blobs"] = "files"
+        if blobs is not None:
+            stack.push_async_callback(blobs.close)
+
+        yield Backends(store, queue, bus, kinds, blobs)

@@ -35,6 +35,7 @@ async def test_readyz_lists_every_backend(server: Server) -> None:
             "store": {"kind": "sqlite", "ok": True},
             "queue": {"kind": "sqlite", "ok": True},
             "bus": {"kind": "local", "ok": True},
+            "blobs": {"kind": "files", "ok": True},
         },
     }
 
@@ -95,7 +96,7 @@ async def test_app_state_holds_the_service_and_backend_kinds(server: Server) -> 
 
     assert isinstance(state.service, JobService)
     assert state.settings.max_payload_bytes == 4096
-    assert state.backend_kinds == {"store": "sqlite", "queue": "sqlite", "bus": "local"}
+    assert state.backend_kinds == {"store": "sqlite", "queue": "sqlite", "bus": "local", "blobs": "files"}
 
 
 async def test_background_tasks_run_with_the_service_and_stop_on_shutdown(tmp_path: Path) -> None:
