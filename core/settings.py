@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     api_keys: str | None = None  # "token=subject:role,…"
     jwt_secret: str | None = None
     metrics_token: str | None = None
+    # Signs the job tokens of external processors (claimJob); unset: derived from the JWT secret,
+    # else generated and kept in the data directory (set it when several API processes run).
+    job_token_secret: str | None = None
 
     # Workers.
     worker_concurrency: int = Field(default=4, ge=1)
@@ -45,6 +48,8 @@ class Settings(BaseSettings):
     backoff_base_seconds: float = Field(default=2.0, ge=0)
     backoff_max_seconds: float = Field(default=3600.0, ge=0)
     job_modules: str = ""  # extra modules that register job types, comma-separated
+    # Job types run by external processors (claimJob), declared without code: "name:description,…".
+    external_types: str = ""
 
     # Sweeper: PENDING jobs never sent (or due) are sent by any process running it.
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
