@@ -23,11 +23,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import orjson
+import structlog
 
 from core.errors import BackendError, ValidationError
 from core.models import JSONObject, JSONValue
 
 __all__ = ["BLOB_KEY", "BlobNotFoundError", "BlobRef", "BlobStore", "LargeValues"]
+
+log = structlog.get_logger("jobpulse.blobs")
 
 BLOB_KEY = "$jobpulse_blob"
 JSON_TYPE = "application/json"
@@ -158,10 +161,17 @@ class LargeValues:
         return BlobRef(location, len(data), digest).to_json()
 
     async def discard(self, stored: JSONValue, original: JSONValue) -> None:
-        """Delete the blob ``offload`` made (``stored is not original``) for a write that lost."""
+        """Delete the blob ``offload`` made (``stored is not original``) for a write that lost.
+
+        Best effort: a blob left behind is only storage, never a wrong answer.
+        """
         ref = BlobRef.of(stored) if stored is not original else None
-        if ref is not None and self.store is not None:
+        if ref is None or self.store is None:
+            return
+        try:
             await self.store.delete(ref.location)
+        except BackendError as exc:
+            log.warning("unused blob not deleted", location=ref.location, error=str(exc))
 
     async def resolve(self, value: JSONValue) -> JSONValue:
         """The value a reference stands for (read once, then cached); any other value as it is."""

@@ -11,18 +11,20 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import orjson
 import structlog
 
+from core.blobs import BlobStore, LargeValues
 from core.cursors import JobCursor
 from core.errors import (
     BackendUnavailableError,
     ConflictError,
     InvalidStateError,
     JobNotFoundError,
+    LeaseLostError,
     PayloadTooLargeError,
     UserFacingError,
     ValidationError,
@@ -105,6 +107,7 @@ class JobService:
         settings: Settings,
         *,
         clock: Callable[[], datetime] = utcnow,
+        blobs: BlobStore | None = None,
     ) -> None:
         self.store = store
         self.queue = queue
@@ -113,6 +116,14 @@ class JobService:
         self.settings = settings
         self.clock = clock
         self.listeners: list[EventListener] = []
+        #: large payloads and results kept in ``blobs`` (references in the job); see core/blobs.py
+        self.blobs = LargeValues(
+            blobs,
+            threshold_bytes=settings.s3_threshold_bytes,
+            inline_max_bytes=settings.s3_inline_max_bytes,
+            presign_seconds=settings.s3_presign_seconds,
+            cache_bytes=settings.s3_cache_bytes,
+        )
 
     # -- the write path -------------------------------------------------------------------
     async def _publish(self, event: JobEvent) -> None:
@@ -175,6 +186,7 @@ class JobService:
             )
         if not isinstance(request.payload, dict):
             raise ValidationError("payload must be a JSON object", field="payload")
+        LargeValues.check_payload(request.payload)
         job_type.parse(request.payload)
         _check_range("priority", request.priority, -MAX_PRIORITY, MAX_PRIORITY)
         _check_range("delaySeconds", request.delay_seconds, 0, MAX_DELAY_SECONDS)
@@ -205,10 +217,15 @@ class JobService:
         """Create a job (or return the one its idempotency key already made) and enqueue it."""
         now = self.clock()
         job = self._new_job(principal.subject, request, now)
+        payload = await self.blobs.offload(f"payloads/{job.id}", job.payload)
+        if payload is not job.payload:
+            assert isinstance(payload, dict)  # a reference
+            job = replace(job, payload=payload)
         event = JobEvent.of(job, JobEventKind.CREATED, f"submitted by {principal.subject}")
         window = timedelta(hours=self.settings.idempotency_window_hours)
         stored, created = await self.store.insert(job, event, now - window)
         if not created:
+            await self.blobs.discard(payload, request.payload)
             return stored
         await self._publish(event)
         if stored.enqueued_at is None:
@@ -367,11 +384,19 @@ class JobService:
         return await self._write(claim.job_id, decide, current)
 
     async def complete(self, claim: Claim, result: JSONValue, current: Job | None = None) -> Job:
+        """COMPLETED with ``result`` (a large one is stored as a blob first, the job refers to it)."""
+        stored = await self.blobs.offload(f"results/{claim.job_id}/{claim.attempt}", result)
+
         def decide(job: Job) -> tuple[Job, JobEvent]:
-            new = job.completed(claim, self.clock(), result)
+            new = job.completed(claim, self.clock(), stored)
             return new, JobEvent.of(new, JobEventKind.COMPLETED)
 
-        return await self._write(claim.job_id, decide, current)
+        try:
+            return await self._write(claim.job_id, decide, current)
+        except (LeaseLostError, InvalidStateError, JobNotFoundError, ConflictError):
+            # Definitely not written (an unavailable store may have written it: keep the blob then).
+            await self.blobs.discard(stored, result)
+            raise
 
     def backoff_seconds(self, attempt: int) -> float:
         """Exponential backoff with jitter: base·2^(attempt-1), scaled by 0.5–1.0, capped."""
