@@ -449,6 +449,37 @@ class JobService:
 
         return await self._write(claim.job_id, decide, current)
 
+    async def expire_claim(self, job_id: JobId) -> Job | None:
+        """End a claim whose lease ran out with no worker to notice (an external processor's):
+        CANCELLED if asked, FAILED on the last attempt, else PENDING again at once, the attempt counted.
+
+        Writes nothing while the lease is live; ``None`` if the job is gone.
+        """
+
+        def decide(job: Job) -> tuple[Job, JobEvent] | None:
+            now = self.clock()
+            if job.status is not JobStatus.PROCESSING:
+                return None
+            decision, owner = job.decide_claim(now), job.lease_owner
+            if decision is ClaimDecision.CANCEL:
+                new = job.cancelled(now)
+                return new, JobEvent.of(new, JobEventKind.CANCELLED, f"the claim of {owner} expired")
+            if decision is ClaimDecision.FAIL:
+                new = job.failed(now, f"the claim of {owner} expired on the last attempt ({job.attempts})")
+                return new, JobEvent.of(new, JobEventKind.FAILED, new.error)
+            if decision is ClaimDecision.RUN:
+                new = job.retry_scheduled(
+                    Claim(job.id, owner or "", job.attempts), now, f"the claim of {owner} expired", 0
+                )
+                message = f"attempt {job.attempts} ended: the claim of {owner} expired"
+                return new, JobEvent.of(new, JobEventKind.RETRYING, message)
+            return None
+
+        try:
+            return await self._write(job_id, decide)
+        except JobNotFoundError:
+            return None
+
     async def sweep(self, limit: int = 500) -> int:
         """Send every PENDING job that was never enqueued (or waited outside the queue) and is due."""
         now = self.clock()
