@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import structlog
 
+from core.blobs import BlobNotFoundError
 from core.errors import (
     BackendUnavailableError,
     ConflictError,
@@ -101,10 +102,15 @@ class Attempt:
         """Run the handler to its end (or interruption) and write the outcome."""
         try:
             job_type = self.service.registry.get(self.job.type)
-            payload = job_type.parse(self.job.payload)
-        except (UnknownJobTypeError, ValidationError) as exc:
+            # A large payload is kept as a blob: the handler gets the real one.
+            payload = job_type.parse(await self.service.blobs.resolve(self.job.payload))
+        except (UnknownJobTypeError, ValidationError, BlobNotFoundError) as exc:
             log.warning("job cannot run", error=str(exc))
             await self._fail(str(exc), retryable=False)
+            return
+        except BackendUnavailableError as exc:
+            log.warning("payload not readable", error=str(exc))
+            await self._fail(f"payload not readable: {exc}", retryable=True)
             return
         if self.job.cancel_requested:
             # Requested while an earlier attempt ended some other way (failed, given back): honour it.
