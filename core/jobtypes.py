@@ -17,6 +17,7 @@ from core.errors import UnknownJobTypeError, ValidationError
 from core.models import Job, JSONObject, JSONValue, LogLevel
 
 if TYPE_CHECKING:
+    from core.blobs import BlobStore
     from core.settings import Settings
 
 __all__ = ["JobContext", "JobType", "JobTypeRegistry", "PermanentError", "Retry"]
@@ -47,6 +48,10 @@ class JobContext(Protocol):
 
     @property
     def settings(self) -> Settings: ...
+
+    @property
+    def blobs(self) -> BlobStore | None:
+        """Where large values and files go (S3, or files beside SQLite); ``None`` if not configured."""
 
     async def progress(self, percent: float, message: str | None = None) -> None:
         """Report progress (0–100); it never goes backwards within an attempt."""

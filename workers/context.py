@@ -16,6 +16,7 @@ from contextlib import suppress
 
 import structlog
 
+from core.blobs import BlobStore
 from core.errors import BackendUnavailableError, ConflictError, JobNotFoundError, LeaseLostError
 from core.models import Claim, Job, LogLevel
 from core.service import JobService
@@ -59,6 +60,10 @@ class WorkerContext:
     @property
     def settings(self) -> Settings:
         return self._service.settings
+
+    @property
+    def blobs(self) -> BlobStore | None:
+        return self._service.blobs.store
 
     async def progress(self, percent: float, message: str | None = None) -> None:
         """Report progress (0–100); written at most every ``PROGRESS_INTERVAL``, latest value wins."""

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from core.blobs import BlobStore
 from core.models import Job, LogLevel
 from core.settings import Settings
 
@@ -31,6 +32,10 @@ class RecordingContext:
     @property
     def settings(self) -> Settings:
         return self._settings
+
+    @property
+    def blobs(self) -> BlobStore | None:
+        return None
 
     async def progress(self, percent: float, message: str | None = None) -> None:
         self.reports.append((percent, message))
