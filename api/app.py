@@ -72,7 +72,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_backends(settings) as backends:
-            service = JobService(backends.store, backends.queue, backends.bus, registry, settings)
+            service = JobService(
+                backends.store, backends.queue, backends.bus, registry, settings, blobs=backends.blobs
+            )
             metrics.install(service)
             await backends.queue.ensure_queues([t.name for t in registry if not t.external])
             app.state.settings = settings
