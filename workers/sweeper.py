@@ -1,6 +1,7 @@
 """``run_sweeper``: send PENDING jobs that never reached the queue, or whose time has come (DESIGN §2).
 
-Any number of processes may run it: a duplicate message is dropped at claim time.
+Any number of processes may run it: a duplicate message is dropped at claim time. Each round also
+settles the messages of external job types (``workers.external``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import structlog
 
 from core.errors import BackendUnavailableError
 from core.service import JobService
+from workers.external import watch_external_jobs
 
 __all__ = ["run_sweeper"]
 
@@ -24,6 +26,7 @@ async def run_sweeper(service: JobService, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             await service.sweep()
+            await watch_external_jobs(service)
         except BackendUnavailableError as exc:
             log.warning("sweep failed; trying again next round", error=str(exc))
         except Exception:
