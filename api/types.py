@@ -48,6 +48,8 @@ class ErrorCode(enum.Enum):
     INVALID_STATE = "INVALID_STATE"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     RATE_LIMITED = "RATE_LIMITED"
+    INVALID_TOKEN = "INVALID_TOKEN"  # a job token (claimJob) that is forged, malformed or expired
+    CLAIM_LOST = "CLAIM_LOST"  # a genuine job token whose claim is over
 
 
 @strawberry.type(name="JobLog")
