@@ -14,7 +14,7 @@ from api.scalars import JSON
 from core.cursors import EventCursor
 from core.errors import UserFacingError, ValidationError
 from core.jobtypes import JobType
-from core.models import Job, JobEvent, JobEventKind, JobStatus, LogLevel
+from core.models import Job, JobEvent, JobEventKind, JobStatus, JSONValue, LogLevel
 
 __all__ = [
     "MAX_LOG_LINES",
@@ -72,7 +72,6 @@ class JobNode:
     id: strawberry.ID
     type: str
     status: JobStatus
-    result: JSON | None
     error: str | None = strawberry.field(description="last failure message, if any")
     progress: float = strawberry.field(description="0 to 100")
     progress_message: str | None
@@ -95,7 +94,6 @@ class JobNode:
             id=strawberry.ID(job.id),
             type=job.type,
             status=job.status,
-            result=JSON(job.result),
             error=job.error,
             progress=job.progress,
             progress_message=job.progress_message,
@@ -113,11 +111,37 @@ class JobNode:
             source=job,
         )
 
-    @strawberry.field
-    async def payload(self, info: Info) -> JSON:
+    async def _stored_payload(self, info: Info) -> JSONValue:
+        """The payload as stored: the value, or a reference to its blob (see core/blobs.py)."""
         if self.source.payload is not None:
-            return JSON(self.source.payload)
-        return JSON(await info.context.payloads.load(self.source.id))
+            return self.source.payload
+        return await info.context.payloads.load(self.source.id)
+
+    @described_field(
+        "the payload; over JOBPULSE_S3_INLINE_MAX_BYTES in S3, its reference "
+        "{$jobpulse_blob, bytes, sha256} instead (fetch payloadUrl)"
+    )
+    async def payload(self, info: Info) -> JSON:
+        blobs = info.context.service.blobs
+        stored = await self._stored_payload(info)
+        if blobs.too_large_to_inline(stored):
+            return JSON(stored)
+        return JSON(await blobs.resolve(stored))
+
+    @described_field("the result; null over JOBPULSE_S3_INLINE_MAX_BYTES in S3 (fetch resultUrl)")
+    async def result(self, info: Info) -> JSON | None:
+        blobs = info.context.service.blobs
+        if self.source.result is None or blobs.too_large_to_inline(self.source.result):
+            return None
+        return JSON(await blobs.resolve(self.source.result))
+
+    @described_field("a presigned URL of the result when it is kept in S3 (null when inline)")
+    async def result_url(self, info: Info) -> str | None:
+        return await info.context.service.blobs.url(self.source.result)
+
+    @described_field("a presigned URL of the payload when it is kept in S3 (null when inline)")
+    async def payload_url(self, info: Info) -> str | None:
+        return await info.context.service.blobs.url(await self._stored_payload(info))
 
     @described_field("the newest log lines, oldest first")
     async def logs(self, info: Info, last: int | None = 100) -> list[JobLogNode]:
