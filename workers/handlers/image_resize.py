@@ -1,7 +1,10 @@
 """``image_resize``: scale an image to exact dimensions with Pillow.
 
-The image comes inline as base64 (optionally a ``data:`` URL); ``s3://`` locations are refused
-until S3 storage is configured. Pillow runs in a thread so the event loop keeps heartbeating.
+The image comes inline as base64 (optionally a ``data:`` URL) or as an ``s3://bucket/key``
+location, read through the blob store (its bucket, or one of ``JOBPULSE_S3_READ_BUCKETS``). The
+result carries the new image inline as base64, or, when the input was a location or the image is
+larger than ``JOBPULSE_S3_THRESHOLD_BYTES`` and S3 is configured, its ``location`` in the
+jobpulse bucket. Pillow runs in a thread so the event loop keeps heartbeating.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Annotated, Literal
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.blobs import BlobNotFoundError, BlobStore
 from core.jobtypes import JobContext, JobType, PermanentError
 from core.models import JSONValue
 
@@ -26,6 +30,7 @@ MAX_SIDE = 10_000
 # A small compressed file can decode to a huge bitmap: refuse sources over this many pixels.
 MAX_SOURCE_PIXELS = 50_000_000
 SAVE_FORMATS = ("PNG", "JPEG", "WEBP")
+_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 _DATA_URL = re.compile(r"^data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.IGNORECASE)
 _PIXEL_1x1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
 
@@ -55,12 +60,15 @@ class ImageResizePayload(BaseModel):
     )
 
 
-def _decode(data: str) -> Image.Image:
+def _from_base64(data: str) -> bytes:
     text = _DATA_URL.sub("", data.strip(), count=1)
     try:
-        raw = base64.b64decode("".join(text.split()), validate=True)
+        return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise PermanentError(f"payload.image is not valid base64: {exc}") from None
+
+
+def _decode(raw: bytes) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -86,30 +94,60 @@ def _resize(image: Image.Image, size: tuple[int, int], target: str) -> Image.Ima
     return image.resize(size, Image.Resampling.LANCZOS)
 
 
-def _encode(image: Image.Image, target: str) -> str:
+def _encode(image: Image.Image, target: str) -> bytes:
     out = io.BytesIO()
     image.save(out, format=target)
-    return base64.b64encode(out.getvalue()).decode("ascii")
+    return out.getvalue()
+
+
+def _s3(ctx: JobContext) -> BlobStore | None:
+    """The blob store when it is S3-like (its locations mean something to the client)."""
+    blobs = ctx.blobs
+    return blobs if blobs is not None and blobs.shareable else None
+
+
+async def _read(ctx: JobContext, location: str) -> bytes:
+    blobs = _s3(ctx)
+    if blobs is None:
+        raise PermanentError("S3 locations need JOBPULSE_S3_BUCKET (not configured)")
+    try:
+        return await blobs.get(location)  # BackendUnavailableError propagates: the attempt is retried
+    except BlobNotFoundError as exc:
+        raise PermanentError(f"payload.image: {exc}") from None
 
 
 async def resize_image(ctx: JobContext, payload: ImageResizePayload) -> JSONValue:
-    """Decode, resize and re-encode; result ``{width, height, format, image}``."""
-    if payload.image.startswith("s3://"):
-        raise PermanentError("S3 locations need JOBPULSE_S3_BUCKET (not configured)")
-    image = await asyncio.to_thread(_decode, payload.image)
+    """Decode, resize and re-encode; result ``{width, height, format, image or location}``."""
+    from_s3 = payload.image.startswith("s3://")
+    if from_s3:
+        raw = await _read(ctx, payload.image)
+        await ctx.progress(10, f"read {len(raw)} bytes from {payload.image}")
+    else:
+        raw = await asyncio.to_thread(_from_base64, payload.image)
+    image = await asyncio.to_thread(_decode, raw)
     source_format = image.format or ""
     target = payload.format or (source_format if source_format in SAVE_FORMATS else "PNG")
     await ctx.progress(20, f"decoded a {image.width}x{image.height} {source_format or 'image'}")
     resized = await asyncio.to_thread(_resize, image, payload.dimensions, target)
     await ctx.progress(70, f"resized to {resized.width}x{resized.height}")
     encoded = await asyncio.to_thread(_encode, resized, target)
-    await ctx.progress(95, f"encoded as {target}")
-    return {"width": resized.width, "height": resized.height, "format": target, "image": encoded}
+    await ctx.progress(90, f"encoded as {target}")
+    result: dict[str, JSONValue] = {"width": resized.width, "height": resized.height, "format": target}
+    inline = base64.b64encode(encoded).decode("ascii")
+    blobs = _s3(ctx)
+    if blobs is not None and (from_s3 or len(inline) > ctx.settings.s3_threshold_bytes):
+        key = f"images/{ctx.job.id}/{ctx.attempt}.{_EXTENSIONS[target]}"
+        result["location"] = await blobs.put(key, encoded, f"image/{target.lower()}")
+        await ctx.progress(95, f"stored at {result['location']}")
+    else:
+        result["image"] = inline
+    return result
 
 
 JOB_TYPE = JobType(
     "image_resize",
-    "Resizes an image (base64) to exact dimensions; returns the new image as base64.",
+    "Resizes an image (base64 or s3://bucket/key) to exact dimensions; returns the new image as "
+    "base64, or its s3:// location when the input was one or the image is large.",
     ImageResizePayload,
     resize_image,
     max_attempts=3,
