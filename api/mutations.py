@@ -7,6 +7,7 @@ from collections.abc import Awaitable
 import strawberry
 
 from api.context import Info
+from api.external import ExternalMutations
 from api.fields import described_mutation
 from api.inputs import SubmitJobInput
 from api.types import JobNode, JobResult, UserError
@@ -24,7 +25,7 @@ async def _result(action: Awaitable[Job]) -> JobNode | UserError:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(ExternalMutations):
     @strawberry.mutation
     async def submit_job(self, info: Info, input: SubmitJobInput) -> JobResult:
         return await _result(info.context.service.submit(info.context.principal, input.to_request()))

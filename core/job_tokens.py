@@ -34,7 +34,7 @@ from core.errors import ConfigurationError, UserFacingError
 from core.models import Claim
 from core.settings import Settings
 
-__all__ = ["SECRET_FILE", "InvalidJobTokenError", "JobToken", "JobTokenCodec"]
+__all__ = ["SECRET_FILE", "ClaimLostError", "InvalidJobTokenError", "JobToken", "JobTokenCodec"]
 
 PREFIX = "jpt1"
 SECRET_FILE = "job-token-secret"
@@ -46,6 +46,15 @@ class InvalidJobTokenError(UserFacingError):
     """INVALID_TOKEN: the job token is malformed, forged, signed with another secret, or expired."""
 
     code = "INVALID_TOKEN"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="token")
+
+
+class ClaimLostError(UserFacingError):
+    """CLAIM_LOST: a genuine token whose claim is over (expired and taken again, cancelled, finished)."""
+
+    code = "CLAIM_LOST"
 
     def __init__(self, message: str) -> None:
         super().__init__(message, field="token")
