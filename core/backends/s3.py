@@ -68,7 +68,7 @@ class S3BlobStore:
         config = AioConfig(
             connect_timeout=5,
             read_timeout=60,
-            retries={"max_attempts": 3, "mode": "standard"},
+            retries={"max_attempts": 2, "mode": "standard"},
             s3={"addressing_style": "path" if settings.s3_endpoint_url else "auto"},
         )
         stack = AsyncExitStack()
