@@ -1,0 +1,361 @@
+"""Several ``jobpulse`` processes on MongoDB (SecantusDB), SQS (moto) and Redis, as they run in production."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import aclosing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+import httpx
+from pymongo import MongoClient
+
+from tests.e2e.conftest import ADMIN, ALICE, Cluster
+from tests.support.graphql import JOB_FIELDS, follow_job, gql_http, subscribe
+from tests.support.process import JobpulseProcess
+from tests.support.servers import RedisServer
+from tests.support.tcp_proxy import TcpProxy
+
+T = TypeVar("T")
+
+SUBMIT = f"""
+mutation($input: SubmitJobInput!) {{
+  submitJob(input: $input) {{ __typename ... on Job {{ {JOB_FIELDS} }} ... on UserError {{ code message field }} }}
+}}"""
+EVENTS = f"""
+subscription($id: ID!) {{ jobEvents(jobId: $id) {{ cursor kind message job {{ {JOB_FIELDS} }} }} }}"""
+UPDATED = f"subscription($id: ID!) {{ jobUpdated(id: $id) {{ {JOB_FIELDS} }} }}"
+GET = "query($id: ID!) { job(id: $id) { status version progress } }"
+STATS = "{ stats { queueDepth deadLetterDepth byType { type queueDepth deadLetterDepth } } }"
+REDRIVE = 'mutation { redriveDeadLetters(type: "fail") }'
+CANCEL = "mutation($id: ID!) { cancelJob(id: $id) { __typename ... on Job { status } } }"
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
+#: no wait in these tests should come near this; it turns a hang into a failure
+DEADLINE = 60
+
+
+def submit(process: JobpulseProcess, token: str, **job_input: Any) -> dict[str, Any]:
+    """Submit one job; fail the test unless a Job comes back."""
+    body = gql_http(process.url, token, SUBMIT, {"input": job_input})
+    assert "errors" not in body, body
+    job: dict[str, Any] = body["data"]["submitJob"]
+    assert job["__typename"] == "Job", job
+    return job
+
+
+async def job_events(process: JobpulseProcess, token: str, job_id: str) -> list[dict[str, Any]]:
+    """The ``jobEvents`` of one job from now on, until (and with) its terminal event."""
+    events: list[dict[str, Any]] = []
+    async with aclosing(subscribe(process.url, token, EVENTS, {"id": job_id})) as results:
+        async for result in results:
+            events.append(result["jobEvents"])
+            if result["jobEvents"]["job"]["status"] in TERMINAL:
+                break
+    return events
+
+
+def consecutive(versions: list[int]) -> bool:
+    """True for ``n, n+1, n+2, …``: in order, none missing, none twice."""
+    return bool(versions) and versions == list(range(versions[0], versions[0] + len(versions)))
+
+
+async def wait_for(check: Callable[[], T], what: str) -> T:
+    """Poll ``check()`` (in a thread) until it returns something truthy: a deadline, not a fixed sleep."""
+    try:
+        async with asyncio.timeout(DEADLINE):
+            while True:
+                if value := await asyncio.to_thread(check):
+                    return value
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+def journal_lines(path: Path) -> list[list[str]]:
+    """The sleep job's journal: ``[word, attempt, pid]`` per line."""
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def stored_job(env: dict[str, str], job_id: str) -> dict[str, Any]:
+    """The job's document as MongoDB holds it (fields the API does not show, like ``enqueued_at``)."""
+    client: MongoClient[dict[str, Any]] = MongoClient(
+        env["JOBPULSE_MONGODB_URL"], serverSelectionTimeoutMS=5000
+    )
+    try:
+        doc = client[env["JOBPULSE_MONGODB_DATABASE"]]["jobs"].find_one({"_id": job_id})
+    finally:
+        client.close()
+    assert doc is not None
+    return doc
+
+
+def sqs_client(env: dict[str, str]) -> Any:
+    """A plain boto3 SQS client on the test's moto, to do what no jobpulse process would."""
+    return boto3.client("sqs", endpoint_url=env["JOBPULSE_SQS_ENDPOINT_URL"], region_name="us-east-1")
+
+
+def messages_held(sqs: Any, queue_url: str) -> int:
+    """Messages the queue holds: visible, in flight or delayed."""
+    names = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes[name]) for name in names)
+
+
+def job_version(process: JobpulseProcess, job_id: str) -> int:
+    """The job's version as stored now (read over HTTP: it needs no Redis)."""
+    version: int = gql_http(process.url, ALICE, GET, {"id": job_id})["data"]["job"]["version"]
+    return version
+
+
+def fail_queue_depths(process: JobpulseProcess) -> tuple[int, int, int]:
+    """``(queueDepth, deadLetterDepth, the fail type's deadLetterDepth)`` from ``stats``, as the admin."""
+    body = gql_http(process.url, ADMIN, STATS)
+    assert "errors" not in body, body
+    stats = body["data"]["stats"]
+    [fail] = [t for t in stats["byType"] if t["type"] == "fail"]
+    return stats["queueDepth"], stats["deadLetterDepth"], fail["deadLetterDepth"]
+
+
+async def readiness(process: JobpulseProcess) -> tuple[int, dict[str, Any]]:
+    """``/readyz``'s status code and its report per backend."""
+    response = await asyncio.to_thread(httpx.get, f"{process.url}/readyz", timeout=10)
+    body: dict[str, Any] = response.json()
+    return response.status_code, body["backends"]
+
+
+async def test_subscriber_on_one_api_sees_every_change_made_through_another(cluster: Cluster) -> None:
+    """A job submitted through API 2 and run by either worker reaches a subscriber on API 1, change by change."""
+    api_1, api_2 = cluster.api(), cluster.api()
+    cluster.start(api_1, api_2, cluster.worker("--types", "sleep"), cluster.worker("--types", "sleep"))
+    job = submit(api_2, ALICE, type="sleep", payload={"seconds": 1.5, "steps": 3})
+    async with asyncio.timeout(DEADLINE):
+        updates, events = await asyncio.gather(
+            follow_job(api_1.url, ALICE, job["id"]), job_events(api_1, ALICE, job["id"])
+        )
+    # jobUpdated: the snapshot (taken before the job could end), then every change, in order.
+    assert updates[0]["status"] not in TERMINAL
+    assert consecutive([u["version"] for u in updates]), updates
+    final = updates[-1]
+    assert (final["status"], final["attempts"]) == ("COMPLETED", 1)
+    assert final["result"] == {"slept": 1.5, "attempt": 1}
+    # jobEvents: every event from the subscription on, ending with the same COMPLETED version.
+    assert consecutive([e["job"]["version"] for e in events]), events
+    assert events[-1]["kind"] == "COMPLETED" and events[-1]["job"]["version"] == final["version"]
+    assert [e["kind"] for e in events].count("PROGRESS") >= 1
+
+
+async def test_worker_killed_mid_job_the_other_finishes_it_once(cluster: Cluster, tmp_path: Path) -> None:
+    """kill -9 of the worker running a job: after the visibility timeout the other worker runs it, once."""
+    timeout = {"JOBPULSE_VISIBILITY_TIMEOUT": "2"}
+    api = cluster.api(**timeout)
+    workers = [cluster.worker("--types", "sleep", "--concurrency", "1", **timeout) for _ in range(2)]
+    cluster.start(api, *workers)
+    journal = tmp_path / "journal"
+    job = submit(api, ALICE, type="sleep", payload={"seconds": 2, "steps": 4, "journal": str(journal)})
+    # Given the job started on one of the workers,
+    started = await wait_for(lambda: journal_lines(journal), "the first start")
+    victim = next(w for w in workers if w.proc is not None and str(w.proc.pid) == started[0][2])
+    survivor = next(w for w in workers if w is not victim)
+    # when that worker is killed mid-job,
+    victim.kill()
+    # then the job completes on the other one, on its second attempt.
+    async with asyncio.timeout(DEADLINE):
+        updates = await follow_job(api.url, ALICE, job["id"])
+    final = updates[-1]
+    assert (final["status"], final["attempts"]) == ("COMPLETED", 2)
+    assert final["result"] == {"slept": 2, "attempt": 2}
+    assert survivor.proc is not None
+    assert journal_lines(journal) == [
+        ["start", "1", started[0][2]],
+        ["start", "2", str(survivor.proc.pid)],
+        ["done", "2", str(survivor.proc.pid)],
+    ]
+
+
+async def test_job_submitted_while_sqs_is_down_is_sent_by_the_sweeper(
+    sqs_proxy: TcpProxy, cluster: Cluster, distributed_env: dict[str, str], tmp_path: Path
+) -> None:
+    """With SQS unreachable the API still takes the job; once SQS is back the sweeper sends it and it runs once."""
+    env = {
+        "JOBPULSE_SQS_ENDPOINT_URL": sqs_proxy.url,
+        "JOBPULSE_SWEEP_INTERVAL_SECONDS": "0.5",
+        "JOBPULSE_SWEEP_GRACE_SECONDS": "1",
+    }
+    api = cluster.api(**env)
+    worker = cluster.worker("--types", "sleep", **env)
+    cluster.start(api, worker)
+    journal = tmp_path / "journal"
+    # Given SQS is unreachable for every process,
+    sqs_proxy.cut()
+    # a submission is still answered: the job is stored PENDING, not yet sent.
+    job = submit(api, ALICE, type="sleep", payload={"seconds": 0, "journal": str(journal)})
+    assert job["status"] == "PENDING"
+    assert stored_job(distributed_env, job["id"])["enqueued_at"] is None
+    assert sqs_proxy.refused > 0
+    # Once SQS is back, the sweeper sends it and the worker runs it, once.
+    sqs_proxy.restore()
+    async with asyncio.timeout(DEADLINE):
+        updates = await follow_job(api.url, ALICE, job["id"])
+    assert (updates[-1]["status"], updates[-1]["attempts"]) == ("COMPLETED", 1)
+    assert stored_job(distributed_env, job["id"])["enqueued_at"] is not None
+    assert worker.proc is not None
+    pid = str(worker.proc.pid)
+    assert journal_lines(journal) == [["start", "1", pid], ["done", "1", pid]]
+
+
+async def test_poison_messages_do_not_stop_the_worker(
+    cluster: Cluster, distributed_env: dict[str, str]
+) -> None:
+    """Garbage sent straight to a job type's queue is dropped, and a job submitted after it completes."""
+    api, worker = cluster.api(), cluster.worker("--types", "noop")
+    cluster.start(api, worker)
+    sqs = sqs_client(distributed_env)
+    queue_url = sqs.get_queue_url(QueueName=distributed_env["JOBPULSE_SQS_QUEUE_PREFIX"] + "noop")["QueueUrl"]
+    poison = [
+        "not json at all",
+        "[1, 2, 3]",
+        "{}",
+        '{"job_id": 42, "type": "noop"}',
+        '{"job_id": "00000000-0000-7000-8000-000000000000", "type": "noop"}',
+        '{"job_id": "00000000-0000-7000-8000-000000000001", "type": "another-type"}',
+        "\u0000\ufffd binary-ish",
+    ]
+    for body in poison:
+        sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+    await wait_for(lambda: messages_held(sqs, queue_url) == 0, "the worker to drop the poison messages")
+    job = submit(api, ALICE, type="noop", payload={"note": "after the poison"})
+    async with asyncio.timeout(DEADLINE):
+        updates = await follow_job(api.url, ALICE, job["id"])
+    assert updates[-1]["status"] == "COMPLETED"
+    assert updates[-1]["result"] == {"ok": True, "note": "after the poison"}
+    assert worker.proc is not None and worker.proc.poll() is None
+
+
+async def test_subscriptions_resume_after_a_redis_restart_without_a_gap(
+    own_redis: RedisServer, cluster: Cluster
+) -> None:
+    """Redis restarted mid-job: open subscriptions get every version once, the ones made meanwhile too."""
+    env = {"JOBPULSE_REDIS_URL": own_redis.url}
+    api = cluster.api(**env)
+    cluster.start(api, cluster.worker("--types", "sleep", **env))
+    job = submit(api, ALICE, type="sleep", payload={"seconds": 2.4, "steps": 6})
+    outage_over = asyncio.Event()
+    changed_meanwhile: list[int] = []
+
+    async def restart_redis(seen_version: int) -> None:
+        # Given Redis goes down while the job runs, and the job changes meanwhile,
+        await asyncio.to_thread(own_redis.stop)
+        version = await wait_for(
+            lambda: (v := job_version(api, job["id"])) > seen_version and v, "a change while Redis is down"
+        )
+        changed_meanwhile.append(version)
+        # when Redis comes back,
+        await asyncio.to_thread(own_redis.start)
+        outage_over.set()
+
+    async def updates() -> list[dict[str, Any]]:
+        seen: list[dict[str, Any]] = []
+        async with aclosing(subscribe(api.url, ALICE, UPDATED, {"id": job["id"]})) as results:
+            async for result in results:
+                seen.append(update := result["jobUpdated"])
+                if update["status"] == "PROCESSING" and not changed_meanwhile and update["progress"] > 0:
+                    await restart_redis(update["version"])
+        return seen
+
+    async with asyncio.timeout(DEADLINE):
+        updated, events = await asyncio.gather(updates(), job_events(api, ALICE, job["id"]))
+    # then both subscriptions got every version once, in order, through COMPLETED.
+    assert outage_over.is_set()
+    for versions in ([u["version"] for u in updated], [e["job"]["version"] for e in events]):
+        assert consecutive(versions), versions
+        assert changed_meanwhile[0] in versions
+    assert updated[-1]["status"] == "COMPLETED" and events[-1]["kind"] == "COMPLETED"
+    assert updated[-1]["version"] == events[-1]["job"]["version"]
+    assert httpx.get(f"{api.url}/readyz", timeout=5).status_code == 200
+
+
+async def test_failed_job_is_dead_lettered_and_redriven(cluster: Cluster) -> None:
+    """A job that always fails ends FAILED in the dead-letter queue; redriveDeadLetters runs it again."""
+    api, worker = cluster.api(), cluster.worker("--types", "fail")
+    cluster.start(api, worker)
+    job = submit(api, ALICE, type="fail", payload={"message": "no luck"})
+    async with asyncio.timeout(DEADLINE):
+        failed = (await follow_job(api.url, ALICE, job["id"]))[-1]
+    assert (failed["status"], failed["attempts"]) == ("FAILED", 2)
+    assert failed["error"] == "RuntimeError: no luck"
+    # The message reaches the dead-letter queue right after the FAILED write.
+    await wait_for(lambda: fail_queue_depths(api) == (0, 1, 1), "the message in the dead-letter queue")
+    # Given no worker runs, a redrive brings the job back to PENDING with its message queued again,
+    assert worker.terminate() == 0
+    assert gql_http(api.url, ADMIN, REDRIVE) == {"data": {"redriveDeadLetters": 1}}
+    redriven = gql_http(api.url, ALICE, GET, {"id": job["id"]})["data"]["job"]
+    assert redriven["status"] == "PENDING"
+    assert fail_queue_depths(api) == (1, 0, 0)
+    # and once a worker is back, it runs again (and, failing again, is dead-lettered again).
+    worker.start()
+    async with asyncio.timeout(DEADLINE):
+        again = await job_events(api, ALICE, job["id"])
+    assert [e["kind"] for e in again].count("STARTED") == 2
+    assert (again[-1]["kind"], again[-1]["job"]["attempts"]) == ("FAILED", 2)
+    await wait_for(lambda: fail_queue_depths(api) == (0, 1, 1), "the message in the dead-letter queue again")
+
+
+async def test_mixed_mode_mongodb_and_sqs_with_in_process_events(cluster: Cluster) -> None:
+    """One `jobpulse serve` on MongoDB and SQS with in-process events completes a job and says so on /readyz."""
+    server = cluster.serve(JOBPULSE_REDIS_URL=None)
+    cluster.start(server)
+    status, backends = await readiness(server)
+    assert status == 200
+    assert {name: (b["kind"], b["ok"]) for name, b in backends.items()} == {
+        "store": ("mongodb", True),
+        "queue": ("sqs", True),
+        "bus": ("local", True),
+    }
+    job = submit(server, ALICE, type="data_analysis", payload={"data": [3, 1, 2]})
+    async with asyncio.timeout(DEADLINE):
+        updates = await follow_job(server.url, ALICE, job["id"])
+    assert updates[-1]["status"] == "COMPLETED"
+    assert updates[-1]["result"]["median"] == 2
+
+
+async def test_readyz_is_503_while_redis_is_down(own_redis: RedisServer, cluster: Cluster) -> None:
+    """/readyz names each backend's kind, and answers 503 (bus not ok) while Redis is stopped."""
+    api = cluster.api(JOBPULSE_REDIS_URL=own_redis.url)
+    cluster.start(api)
+    status, backends = await readiness(api)
+    assert status == 200
+    assert {name: b["kind"] for name, b in backends.items()} == {
+        "store": "mongodb",
+        "queue": "sqs",
+        "bus": "redis",
+    }
+    own_redis.stop()
+    status, backends = await readiness(api)
+    assert status == 503
+    assert (backends["store"]["ok"], backends["queue"]["ok"], backends["bus"]["ok"]) == (True, True, False)
+    own_redis.start()
+    await wait_for(lambda: httpx.get(f"{api.url}/readyz", timeout=10).status_code == 200, "ready again")
+
+
+async def test_cancel_through_one_api_stops_the_handler_in_a_worker(cluster: Cluster) -> None:
+    """cancelJob through API 2 stops a handler running in a worker process; API 1's subscriber sees CANCELLED."""
+    api_1, api_2 = cluster.api(), cluster.api()
+    cluster.start(api_1, api_2, cluster.worker("--types", "sleep"))
+    job = submit(api_1, ALICE, type="sleep", payload={"seconds": 120, "steps": 120})
+    statuses: list[str] = []
+    async with asyncio.timeout(DEADLINE):
+        async with aclosing(subscribe(api_1.url, ALICE, UPDATED, {"id": job["id"]})) as results:
+            async for result in results:
+                statuses.append(update := result["jobUpdated"]["status"])
+                if update == "PROCESSING" and statuses.count("PROCESSING") == 1:
+                    answer = gql_http(api_2.url, ALICE, CANCEL, {"id": job["id"]})["data"]["cancelJob"]
+                    assert answer == {"__typename": "Job", "status": "PROCESSING"}
+    assert statuses[-1] == "CANCELLED"
+    final = gql_http(api_2.url, ALICE, GET, {"id": job["id"]})["data"]["job"]
+    assert final["status"] == "CANCELLED" and final["progress"] < 100
