@@ -261,6 +261,25 @@ class SqsJobQueue:
             deliveries.append(Delivery(job_id, type, f"{url}|{message['ReceiptHandle']}", count_received))
         return deliveries
 
+    async def delivery_from(
+        self, queue_name: str, body: str, receipt_handle: str, receive_count: int = 1
+    ) -> Delivery | None:
+        """A message someone else received from ``queue_name`` (an AWS Lambda event source) as a
+        ``Delivery``; a body that is not a jobpulse message is deleted, logged and counted (``None``).
+
+        Raise ``ConfigurationError`` for a queue that is not a job queue of this prefix.
+        """
+        type = queue_name.removeprefix(self.prefix)
+        if not queue_name.startswith(self.prefix) or not type or type.endswith(DLQ_SUFFIX):
+            raise ConfigurationError(f"{queue_name!r} is not a jobpulse job queue (prefix {self.prefix!r})")
+        url = await self._url(type)
+        message = {"Body": body, "ReceiptHandle": receipt_handle}
+        job_id = self._parse(message, type)
+        if job_id is None:
+            await self._drop_malformed(url, message)
+            return None
+        return Delivery(job_id, type, f"{url}|{receipt_handle}", receive_count)
+
     async def receive(
         self, types: Sequence[str], max_messages: int, wait_seconds: float, visibility_seconds: float
     ) -> list[Delivery]:
