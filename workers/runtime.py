@@ -140,6 +140,24 @@ class Worker:
                     await control
             log.info("worker stopped")
 
+    async def process(self, deliveries: Sequence[Delivery]) -> None:
+        """Run messages someone else received (an AWS Lambda event source) as ``run`` runs its own:
+        claimed, run under heartbeats, stopped by cancel requests; return once every one is settled."""
+        self._interrupting = False
+        self._control_ready.clear()
+        with structlog.contextvars.bound_contextvars(worker_id=self.worker_id):
+            control = asyncio.create_task(self._watch_control())
+            try:
+                await self._control_ready.wait()
+                for delivery in deliveries:
+                    self._start(delivery)
+                if self._tasks:
+                    await asyncio.wait(set(self._tasks))
+            finally:
+                control.cancel()
+                with suppress(asyncio.CancelledError):
+                    await control
+
     async def _ensure_queues(self, stop: asyncio.Event) -> None:
         backoff = _Backoff(cap=30.0)
         while not stop.is_set():
