@@ -328,8 +328,15 @@ class JobService:
         return new
 
     # -- worker side ----------------------------------------------------------------------
-    async def claim(self, job_id: JobId, worker_id: str, lease_seconds: float) -> ClaimResult:
-        """Decide what a delivered message means, and claim the job when it is to run."""
+    async def claim(
+        self, job_id: JobId, worker_id: str, lease_seconds: float, *, leased_from: datetime | None = None
+    ) -> ClaimResult:
+        """Decide what a delivered message means, and claim the job when it is to run.
+
+        ``leased_from`` (when the queue was asked for the message) starts the lease where the message's
+        invisibility started, so the lease never outlasts it: if the worker dies, its message must not
+        reappear while the lease still holds, or the next worker drops it and the job never runs again.
+        """
         decision = ClaimDecision.DROP
 
         def decide(job: Job) -> tuple[Job, JobEvent] | None:
@@ -337,7 +344,10 @@ class JobService:
             now = self.clock()
             decision = job.decide_claim(now)
             if decision is ClaimDecision.RUN:
-                new = job.claimed(worker_id, now, lease_seconds)
+                lease = lease_seconds
+                if leased_from is not None:
+                    lease = max(0.0, lease_seconds - (now - leased_from).total_seconds())
+                new = job.claimed(worker_id, now, lease)
                 message = f"attempt {new.attempts} of {new.max_attempts} on {worker_id}"
                 return new, JobEvent.of(new, JobEventKind.STARTED, message)
             if decision is ClaimDecision.CANCEL:

@@ -23,6 +23,7 @@ import socket
 from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
 from contextlib import suppress
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -180,6 +181,8 @@ class Worker:
                 wait = BURST_POLL_SECONDS if self._tasks else 0.0
             else:
                 wait = self.settings.wait_time_seconds
+            # Messages are hidden from when the queue is asked for them: their leases start there too.
+            asked_at = self.service.clock()
             try:
                 deliveries = await self._receive(min(free, self.settings.max_messages), wait, stop)
             except Exception as exc:  # a backend hiccup must not end the worker
@@ -190,7 +193,7 @@ class Worker:
             if deliveries is None:
                 return  # stopped while receiving
             for delivery in deliveries:
-                self._start(delivery)
+                self._start(delivery, asked_at)
             if deliveries:
                 continue
             if self.burst and not self._tasks:
@@ -238,8 +241,9 @@ class Worker:
             return None
         return deliveries
 
-    def _start(self, delivery: Delivery) -> None:
-        task = asyncio.create_task(self._process(delivery), name=f"jobpulse job {delivery.job_id}")
+    def _start(self, delivery: Delivery, asked_at: datetime | None = None) -> None:
+        """Handle one message in a task of its own; ``asked_at``: when the queue was asked for it."""
+        task = asyncio.create_task(self._process(delivery, asked_at), name=f"jobpulse job {delivery.job_id}")
         self._tasks.add(task)
         task.add_done_callback(self._finished)
 
@@ -310,10 +314,10 @@ class Worker:
                 self._cancel_requested(job.id)
 
     # -- one message --------------------------------------------------------------------------
-    async def _process(self, delivery: Delivery) -> None:
+    async def _process(self, delivery: Delivery, asked_at: datetime | None) -> None:
         with structlog.contextvars.bound_contextvars(job_id=delivery.job_id, type=delivery.type):
             try:
-                await self._handle(delivery)
+                await self._handle(delivery, asked_at)
             except LeaseLostError as exc:
                 log.warning("lease lost; the job is someone else's now", error=str(exc))
             except (BackendUnavailableError, ConflictError) as exc:
@@ -325,9 +329,11 @@ class Worker:
             except Exception:
                 log.exception("unexpected error while handling a message")
 
-    async def _handle(self, delivery: Delivery) -> None:
+    async def _handle(self, delivery: Delivery, asked_at: datetime | None) -> None:
         queue = self.service.queue
-        claimed = await self.service.claim(delivery.job_id, self.worker_id, self.settings.visibility_timeout)
+        claimed = await self.service.claim(
+            delivery.job_id, self.worker_id, self.settings.visibility_timeout, leased_from=asked_at
+        )
         job = claimed.job
         if job is None:
             log.warning("message for a job that does not exist; dropped")

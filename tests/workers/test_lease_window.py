@@ -1,0 +1,54 @@
+"""A claim's lease never outlasts its message's invisibility (DESIGN.md §3).
+
+If it did, a worker dying right after a slow claim would leave a message that reappears while the
+lease still holds; the next worker would drop it as a duplicate and the job would never run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+import pytest
+
+from core.models import JobStatus
+from core.ports import Delivery
+from tests.workers.conftest import FakeClock, MakeService, reload, submit
+from tests.workers.jobtypes import Latch
+from workers.runtime import Worker
+
+
+async def test_lease_runs_from_the_receive_not_from_the_claim(
+    make_service: MakeService, latches: Callable[[str], Latch], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim made seconds after the receive holds the job only until the message reappears."""
+    clock = FakeClock()
+    service = await make_service(clock=clock, visibility_timeout=30)
+    latch = latches("slow-claim")
+    job = await submit(service, "latch", {"latch": "slow-claim"})
+    receive = service.queue.receive
+    asked_at: list[datetime] = []
+
+    async def slow_receive(
+        types: Sequence[str], max_messages: int, wait_seconds: float, visibility_seconds: float
+    ) -> list[Delivery]:
+        # The message is hidden from the moment the queue is asked for it ...
+        before = clock()
+        deliveries = await receive(types, max_messages, wait_seconds, visibility_seconds)
+        if deliveries:
+            asked_at.append(before)
+            clock.advance(5)  # ... but its claim comes 5 s later (a slow answer, a slow store).
+        return deliveries
+
+    monkeypatch.setattr(service.queue, "receive", slow_receive)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(Worker(service).run(stop))
+    await latch.entered.wait()
+    running = await reload(service, job)
+    assert running.status is JobStatus.PROCESSING
+    assert running.lease_until == asked_at[0] + timedelta(seconds=30)
+    latch.opened.set()
+    stop.set()
+    await worker
+    assert (await reload(service, job)).status is JobStatus.COMPLETED
