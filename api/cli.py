@@ -55,6 +55,7 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
 
     from api.app import create_app
     from api.auth import load_or_create_admin_token
+    from core.alerts import run_alerter
     from core.logs import configure_logging
     from workers import run_workers
     from workers.registry import load_registry
@@ -67,7 +68,7 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
         console.print(f"[red]cannot load job types:[/red] {exc}")
         raise typer.Exit(2) from exc
     token = load_or_create_admin_token(settings)
-    background = [run_workers] if with_workers else [run_sweeper]
+    background = [run_workers] if with_workers else [run_sweeper, run_alerter]
     application = create_app(settings, registry, background=background)
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"[bold]jobpulse[/bold] on {base} — {_backend_summary(settings)}")

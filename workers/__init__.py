@@ -1,7 +1,7 @@
 """The worker runtime and the built-in job types.
 
-``run_workers`` is what entry points start: a ``Worker`` and the sweeper, side by side, until the
-stop event is set. Entry points configure logging and wire signals; nothing here does on import.
+``run_workers`` is what entry points start: a ``Worker``, the sweeper and the alerter, side by side,
+until the stop event is set. Entry points configure logging and wire signals; nothing here does on import.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from core.alerts import run_alerter
 from core.service import JobService
 from workers.registry import load_registry
 from workers.runtime import Worker
@@ -24,8 +25,9 @@ async def run_workers(
     types: Sequence[str] | None = None,
     concurrency: int | None = None,
 ) -> None:
-    """Run a worker and the sweeper until ``stop`` is set; the worker stops gracefully."""
+    """Run a worker, the sweeper and the alerter until ``stop`` is set; the worker stops gracefully."""
     worker = Worker(service, types=types, concurrency=concurrency)
     async with asyncio.TaskGroup() as group:
         group.create_task(worker.run(stop))
         group.create_task(run_sweeper(service, stop))
+        group.create_task(run_alerter(service, stop))

@@ -22,6 +22,7 @@ from core.service import JobService, SubmitRequest
 from core.settings import Settings
 from tests.support.jobtypes import JOB_TYPES
 from tests.support.servers import free_port
+from workers import run_workers
 from workers.runtime import Worker
 
 ADMIN = Principal("root", "admin")
@@ -32,12 +33,14 @@ class Receiver:
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
-        bodies = self.bodies
+        self.received = threading.Event()
+        bodies, received = self.bodies, self.received
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers["Content-Length"])
                 bodies.append(orjson.loads(self.rfile.read(length)))
+                received.set()
                 self.send_response(204)
                 self.end_headers()
 
@@ -257,3 +260,18 @@ async def test_an_unreachable_webhook_never_fails_a_write(start: Start) -> None:
         await alerter.drain()
 
     assert any(entry["event"] == "alert webhook failed" for entry in logs)
+
+
+async def test_run_workers_runs_the_alerter(start: Start, receiver: Receiver) -> None:
+    """A worker process started with ``run_workers`` posts a dead-letter alert for a job it failed."""
+    service, _ = await start()
+    service.listeners.clear()  # only run_workers' own alerter listens now
+    stop = asyncio.Event()
+    await service.submit(ADMIN, SubmitRequest("fail", {"permanent": True}))
+
+    async with asyncio.timeout(30), asyncio.TaskGroup() as group:
+        group.create_task(run_workers(service, stop))
+        assert await asyncio.to_thread(receiver.received.wait, 30)
+        stop.set()
+
+    assert [body["type"] for body in receiver.bodies] == ["fail"]
