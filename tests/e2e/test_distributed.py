@@ -25,7 +25,9 @@ mutation($input: SubmitJobInput!) {{
   submitJob(input: $input) {{ __typename ... on Job {{ {JOB_FIELDS} }} ... on UserError {{ code message field }} }}
 }}"""
 EVENTS = f"""
-subscription($id: ID!) {{ jobEvents(jobId: $id) {{ cursor kind message job {{ {JOB_FIELDS} }} }} }}"""
+subscription($id: ID, $type: String) {{
+  jobEvents(jobId: $id, type: $type) {{ cursor kind message job {{ {JOB_FIELDS} }} }}
+}}"""
 UPDATED = f"subscription($id: ID!) {{ jobUpdated(id: $id) {{ {JOB_FIELDS} }} }}"
 GET = "query($id: ID!) { job(id: $id) { status version progress } }"
 STATS = "{ stats { queueDepth deadLetterDepth byType { type queueDepth deadLetterDepth } } }"
@@ -45,10 +47,13 @@ def submit(process: JobpulseProcess, token: str, **job_input: Any) -> dict[str, 
     return job
 
 
-async def job_events(process: JobpulseProcess, token: str, job_id: str) -> list[dict[str, Any]]:
-    """The ``jobEvents`` of one job from now on, until (and with) its terminal event."""
+async def job_events(
+    process: JobpulseProcess, token: str, job_id: str | None = None, type: str | None = None
+) -> list[dict[str, Any]]:
+    """``jobEvents`` (of one job, or of a type) from now on, until (and with) the first terminal event."""
     events: list[dict[str, Any]] = []
-    async with aclosing(subscribe(process.url, token, EVENTS, {"id": job_id})) as results:
+    variables = {"id": job_id, "type": type}
+    async with aclosing(subscribe(process.url, token, EVENTS, variables)) as results:
         async for result in results:
             events.append(result["jobEvents"])
             if result["jobEvents"]["job"]["status"] in TERMINAL:
@@ -269,14 +274,18 @@ async def test_subscriptions_resume_after_a_redis_restart_without_a_gap(
         return seen
 
     async with asyncio.timeout(DEADLINE):
-        updated, events = await asyncio.gather(updates(), job_events(api, ALICE, job["id"]))
-    # then both subscriptions got every version once, in order, through COMPLETED.
+        updated, events, feed = await asyncio.gather(
+            updates(), job_events(api, ALICE, job["id"]), job_events(api, ALICE, type="sleep")
+        )
+    # then every subscription got every version once, in order, through COMPLETED.
     assert outage_over.is_set()
-    for versions in ([u["version"] for u in updated], [e["job"]["version"] for e in events]):
+    streams = [[u["version"] for u in updated], *([e["job"]["version"] for e in s] for s in (events, feed))]
+    for versions in streams:
         assert consecutive(versions), versions
         assert changed_meanwhile[0] in versions
-    assert updated[-1]["status"] == "COMPLETED" and events[-1]["kind"] == "COMPLETED"
-    assert updated[-1]["version"] == events[-1]["job"]["version"]
+        assert versions[-1] == updated[-1]["version"]
+    assert updated[-1]["status"] == "COMPLETED"
+    assert events[-1]["kind"] == feed[-1]["kind"] == "COMPLETED"
     assert httpx.get(f"{api.url}/readyz", timeout=5).status_code == 200
 
 
@@ -359,3 +368,16 @@ async def test_cancel_through_one_api_stops_the_handler_in_a_worker(cluster: Clu
     assert statuses[-1] == "CANCELLED"
     final = gql_http(api_2.url, ALICE, GET, {"id": job["id"]})["data"]["job"]
     assert final["status"] == "CANCELLED" and final["progress"] < 100
+
+
+async def test_idempotency_key_holds_across_api_processes(cluster: Cluster) -> None:
+    """Concurrent submissions with one idempotency key, through two API processes, make one job."""
+    apis = cluster.api(), cluster.api()
+    cluster.start(*apis)
+    job_input = {"type": "noop", "payload": {}, "idempotencyKey": "just-once", "delaySeconds": 3600}
+    jobs = await asyncio.gather(
+        *(asyncio.to_thread(submit, apis[i % 2], ALICE, **job_input) for i in range(8))
+    )
+    assert len({job["id"] for job in jobs}) == 1
+    for api in apis:
+        assert gql_http(api.url, ALICE, "{ jobs { totalCount } }")["data"]["jobs"]["totalCount"] == 1
