@@ -1,14 +1,19 @@
-"""The sweeper's watch over external job types' messages: expired claims, dead letters, acknowledgements."""
+"""External job types: declared without code, never run by workers, their messages settled by the sweeper."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+
 import pytest
 
+from core.backends import open_backends
+from core.errors import ConfigurationError
 from core.models import JobEventKind, JobStatus
 from core.service import JobService
-from tests.workers.conftest import ADMIN, FakeClock, MakeService, kinds, reload, submit
+from core.settings import Settings
+from tests.workers.conftest import ADMIN, TEST_MODULES, FakeClock, MakeService, kinds, reload, submit
 from workers.external import watch_external_jobs
-from workers.registry import external_job_types
+from workers.registry import external_job_types, load_registry
 
 PROCESSOR = "external:gpu-box:1"
 
@@ -18,13 +23,21 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-async def service(make_service: MakeService, clock: FakeClock) -> JobService:
-    """An embedded service on a settable clock that knows the external type ``render``."""
-    service = await make_service(clock=clock, visibility_timeout=60)
-    for job_type in external_job_types("render"):
-        service.registry.register(job_type)
-    return service
+@pytest.fixture(params=["embedded", "distributed"])
+async def service(
+    request: pytest.FixtureRequest,
+    make_service: MakeService,
+    clock: FakeClock,
+) -> AsyncIterator[JobService]:
+    """A service on a settable clock that knows the external type ``render``: SQLite, or MongoDB + SQS."""
+    if request.param == "embedded":
+        yield await make_service(clock=clock, visibility_timeout=60, external_types="render")
+        return
+    distributed_settings: Callable[..., Settings] = request.getfixturevalue("distributed_settings")
+    settings = distributed_settings(job_modules=TEST_MODULES, visibility_timeout=60, external_types="render")
+    async with open_backends(settings) as backends:
+        registry = load_registry(settings)
+        yield JobService(backends.store, backends.queue, backends.bus, registry, settings, clock=clock)
 
 
 async def test_expired_claim_makes_the_job_pending_again(service: JobService, clock: FakeClock) -> None:
@@ -94,3 +107,19 @@ async def test_finished_job_message_is_acknowledged(service: JobService) -> None
 
     depth = (await service.queue.depths(["render"]))["render"]
     assert (depth.ready, depth.in_flight, depth.delayed, depth.dead) == (0, 0, 0, 0)
+
+
+def test_declared_external_types_take_any_object() -> None:
+    """JOBPULSE_EXTERNAL_TYPES declares external types, with a description, accepting any JSON object."""
+    registry = load_registry(Settings(external_types="render:Renders a scene, ocr"))
+    render, ocr = registry.get("render"), registry.get("ocr")
+
+    assert (render.external, render.description) == (True, "Renders a scene")
+    assert ocr.external and ocr.description
+    assert render.parse({"scene": {"anything": [1, 2]}}).model_dump() == {"scene": {"anything": [1, 2]}}
+
+
+def test_declared_external_type_with_a_bad_name_is_refused() -> None:
+    """A declared name that cannot be a queue name is a configuration error, said at start-up."""
+    with pytest.raises(ConfigurationError, match="not a job type name"):
+        external_job_types("render scenes:Renders")
