@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import strawberry
+import structlog
 
 from api.context import Info
 from api.fields import described_field
 from api.scalars import JSON
 from core.cursors import EventCursor
-from core.errors import UserFacingError, ValidationError
+from core.errors import BackendError, UserFacingError, ValidationError
 from core.jobtypes import JobType
 from core.models import Job, JobEvent, JobEventKind, JobStatus, JSONValue, LogLevel
 
@@ -31,6 +32,8 @@ __all__ = [
 ]
 
 MAX_LOG_LINES = 1000
+
+log = structlog.get_logger("jobpulse.api")
 
 # The domain enums are the GraphQL enums: same names, same values.
 strawberry.enum(JobStatus)
@@ -119,14 +122,19 @@ class JobNode:
 
     @described_field(
         "the payload; over JOBPULSE_S3_INLINE_MAX_BYTES in S3, its reference "
-        "{$jobpulse_blob, bytes, sha256} instead (fetch payloadUrl)"
+        "{$jobpulse_blob, bytes, sha256} instead (fetch payloadUrl); so too if it cannot be read now"
     )
     async def payload(self, info: Info) -> JSON:
         blobs = info.context.service.blobs
         stored = await self._stored_payload(info)
         if blobs.too_large_to_inline(stored):
             return JSON(stored)
-        return JSON(await blobs.resolve(stored))
+        try:
+            return JSON(await blobs.resolve(stored))
+        except BackendError as exc:
+            # Non-null: an error here would null the parent, and a whole listing with it.
+            log.warning("payload blob not readable", job_id=self.source.id, error=str(exc))
+            return JSON(stored)
 
     @described_field("the result; null over JOBPULSE_S3_INLINE_MAX_BYTES in S3 (fetch resultUrl)")
     async def result(self, info: Info) -> JSON | None:

@@ -13,10 +13,11 @@ import orjson
 import pytest
 from pymongo import MongoClient
 
+from core.backends.s3 import parse_location
 from core.blobs import BlobRef
 from core.settings import Settings
 from tests.api.helpers import ADMIN, ALICE, Server, api_settings, run_server
-from tests.support.s3 import create_bucket
+from tests.support.s3 import create_bucket, s3_client
 
 #: about 5 MB of JSON
 FIVE_MB: dict[str, Any] = {"rows": ["x" * 1000] * 5000}
@@ -155,3 +156,19 @@ async def test_a_user_cannot_see_another_users_result_url(server: Server) -> Non
     data = await server.data(ALICE, JOB, id=job_id)
 
     assert data["job"] is None
+
+
+async def test_an_unreadable_payload_blob_answers_its_reference(tmp_path: Path, sqs_endpoint: str) -> None:
+    """If a payload's blob cannot be read, ``payload`` is its reference rather than an error that nulls the job."""
+    settings = s3_settings(tmp_path, sqs_endpoint, s3_cache_bytes=0)
+    async with run_server(settings) as server:
+        job_id = await server.submit(ADMIN, payload={"note": "y" * 200_000})
+        ref = BlobRef.of((await server.stored(job_id)).payload)
+        assert ref is not None
+        bucket, key = parse_location(ref.location)
+        s3_client(sqs_endpoint).delete_object(Bucket=bucket, Key=key)
+
+        body = await server.graphql(ADMIN, "query($id: ID!) { job(id: $id) { id payload } }", id=job_id)
+
+    assert "errors" not in body
+    assert body["data"]["job"]["payload"] == ref.to_json()
