@@ -135,9 +135,10 @@ class Attempt:
     async def _heartbeat(self) -> None:
         """Every third of the lease: extend it and the message's visibility, and look for a cancel."""
         visibility = self.service.settings.visibility_timeout
+        interval = visibility / 3
         claim = self.ctx.claim
         while True:
-            await asyncio.sleep(visibility / 3)
+            await asyncio.sleep(interval)
             try:
                 job = await self.ctx.write(
                     lambda current: self.service.heartbeat(claim, visibility, current=current)
@@ -150,9 +151,13 @@ class Attempt:
                 log.warning("heartbeat not written; trying again", error=str(exc))
                 continue
             try:
-                await self.service.queue.extend(self.delivery, visibility)
-            except BackendUnavailableError as exc:
-                log.warning("message visibility not extended", error=str(exc))
+                # The lease is what keeps the job ours: a queue slow to answer (or unreachable, with
+                # its retries) must not hold up the next lease extension, or the lease lapses while
+                # the handler still runs and another worker starts the job too.
+                async with asyncio.timeout(interval):
+                    await self.service.queue.extend(self.delivery, visibility)
+            except (BackendUnavailableError, TimeoutError) as exc:
+                log.warning("message visibility not extended", error=str(exc) or "no answer in time")
             if job.cancel_requested:
                 log.info("cancel requested; stopping the handler")
                 self.stop(Interrupt.CANCEL)

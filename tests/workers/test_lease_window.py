@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
-from core.models import JobStatus
+from core.models import Job, JobStatus
 from core.ports import Delivery
 from tests.workers.conftest import FakeClock, MakeService, reload, submit
 from tests.workers.jobtypes import Latch
@@ -48,6 +49,50 @@ async def test_lease_runs_from_the_receive_not_from_the_claim(
     running = await reload(service, job)
     assert running.status is JobStatus.PROCESSING
     assert running.lease_until == asked_at[0] + timedelta(seconds=30)
+    latch.opened.set()
+    stop.set()
+    await worker
+    assert (await reload(service, job)).status is JobStatus.COMPLETED
+
+
+async def test_a_queue_that_does_not_answer_does_not_hold_up_the_lease(
+    make_service: MakeService, latches: Callable[[str], Latch], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Heartbeats keep extending the lease while extending the message's visibility hangs."""
+    service = await make_service(visibility_timeout=0.3)
+    extending = asyncio.Event()
+
+    async def hanging_extend(delivery: Delivery, visibility_seconds: float) -> None:
+        extending.set()
+        await asyncio.Event().wait()  # an SQS call that never returns
+
+    monkeypatch.setattr(service.queue, "extend", hanging_extend)
+    heartbeat = service.heartbeat
+    beats = 0
+    third = asyncio.Event()
+
+    async def counting_heartbeat(*args: Any, **kwargs: Any) -> Job:
+        nonlocal beats
+        job = await heartbeat(*args, **kwargs)
+        beats += 1
+        if beats == 3:
+            third.set()
+        return job
+
+    monkeypatch.setattr(service, "heartbeat", counting_heartbeat)
+    latch = latches("hanging-queue")
+    job = await submit(service, "latch", {"latch": "hanging-queue"})
+    stop = asyncio.Event()
+    worker = asyncio.create_task(Worker(service).run(stop))
+    await latch.entered.wait()
+    first = await reload(service, job)
+    async with asyncio.timeout(5):
+        await third.wait()
+    current = await reload(service, job)
+    assert extending.is_set()
+    assert current.lease_owner == first.lease_owner and current.attempts == 1
+    assert first.lease_until is not None and current.lease_until is not None
+    assert current.lease_until > first.lease_until
     latch.opened.set()
     stop.set()
     await worker
