@@ -169,8 +169,10 @@ async def test_redelivered_record_of_a_running_job_does_nothing(
 async def test_heartbeat_keeps_the_record_hidden(service: JobService, lambda_env: Settings) -> None:
     """While a handler outlives its record's visibility, heartbeats extend it: nobody else receives it."""
     sqs = Sqs(lambda_env)
-    job = await submit(service, "sleep", {"seconds": 2.5, "steps": 5})
-    records = sqs.receive("sleep", 1, visibility=2)  # hidden 2 s; the job takes 2.5 s
+    job = await submit(service, "sleep", {"seconds": 4, "steps": 8})
+    # Hidden 3 s (as the settings' lease); the job takes 4 s, so only heartbeats keep it hidden. The
+    # first heartbeat is due 1 s in: 2 s of slack for a cold container on a loaded machine.
+    records = sqs.receive("sleep", 1, visibility=3)
 
     handling = asyncio.ensure_future(invoke(records))
     seen_meanwhile = 0
