@@ -1,0 +1,67 @@
+"""``python -m bench [--only 4] [--only 6,7] [--write]``: measure the figures, print the table.
+
+``--write`` replaces the table in ``bench/README.md`` (between its BEGIN/END TABLE markers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.procs import AWS_TEST_ENV, raise_nofile
+from bench.report import Row, machine, table
+
+README = Path(__file__).with_name("README.md")
+BEGIN, END = "<!-- BEGIN TABLE -->", "<!-- END TABLE -->"
+
+
+#: figure number → module of bench that measures it (imported only when that figure runs)
+FIGURES = {"1": "fig_http", "2": "fig_http", "3": "fig_http", "4": "fig_worker", "5": "fig_worker",
+           "6": "fig_subs", "7": "fig_subs", "8": "fig_http", "9": "fig_distributed"}
+
+
+def _figure(number: str) -> Callable[[], list[Row]]:
+    module = importlib.import_module(f"bench.{FIGURES[number]}")
+    return getattr(module, f"figure{number}")  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--only", action="append", default=[], help="figure numbers, e.g. 4 or 6,7")
+    parser.add_argument("--write", action="store_true", help="put the table in bench/README.md")
+    args = parser.parse_args()
+    os.environ.update(AWS_TEST_ENV)
+    raise_nofile()
+    wanted = [f.strip() for item in args.only for f in item.split(",") if f.strip()] or list(FIGURES)
+    unknown = [f for f in wanted if f not in FIGURES]
+    if unknown:
+        parser.error(f"unknown figure(s) {', '.join(unknown)}; known: {', '.join(FIGURES)}")
+    rows: list[Row] = []
+    started = time.monotonic()
+    for number in wanted:
+        print(f"== figure {number} ...", file=sys.stderr, flush=True)
+        figure_started = time.monotonic()
+        try:
+            rows += _figure(number)()
+        except Exception as exc:
+            traceback.print_exc()
+            rows.append(Row(number, "(failed to run)", f"error: {exc}".replace("\n", " ")[:300], "", "", False))
+        print(f"   figure {number}: {time.monotonic() - figure_started:.0f}s", file=sys.stderr, flush=True)
+        print(table(rows[-1:]), file=sys.stderr, flush=True)
+    text = f"Machine: {machine()}. Whole run: {time.monotonic() - started:.0f}s.\n\n{table(rows)}\n"
+    print(text)
+    if args.write:
+        readme = README.read_text()
+        head, _, rest = readme.partition(BEGIN)
+        _, _, tail = rest.partition(END)
+        README.write_text(f"{head}{BEGIN}\n{text}{END}{tail}")
+
+
+if __name__ == "__main__":
+    main()
