@@ -12,6 +12,7 @@ outcome, events on the bus. What the runtime did with a record's message decides
 | deleted it (completed, cancelled, not needed, dropped)  | success  | Lambda's delete finds it gone   |
 | moved it to the dead-letter queue (attempts exhausted)  | success  | as above                        |
 | hid it until ``runAt`` (retry backoff, not yet due)     | failure  | SQS shows it again at ``runAt`` |
+| hid it until the lease of the worker running it ends    | failure  | SQS shows it again then         |
 | nothing (backend outage, lease lost, unexpected error)  | failure  | redelivered after its timeout   |
 | malformed body: deleted, logged and counted here        | success  |                                 |
 

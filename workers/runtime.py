@@ -348,6 +348,15 @@ class Worker:
         elif decision is ClaimDecision.FAIL:
             log.warning("worker lost on the last attempt; job failed", error=job.error)
             await queue.dead_letter(delivery)
+        elif job.status is JobStatus.PROCESSING and job.lease_until is not None:
+            # Running under a live lease. The message may be the holder's own, back because its
+            # visibility could not be extended: deleting it would leave nothing to run the job again
+            # should the holder die. Hide it until the lease ends; then it is claimed, or dropped.
+            delay = seconds_until(self.service, job.lease_until)
+            log.info(
+                "job running elsewhere; message hidden until its lease ends", retry_in_seconds=round(delay, 3)
+            )
+            await queue.release(delivery, delay)
         else:
             log.debug("message not needed; dropped", decision=decision.value, status=job.status.value)
             await queue.ack(delivery)

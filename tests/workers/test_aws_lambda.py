@@ -155,15 +155,19 @@ async def test_exhausted_record_is_dead_lettered_and_not_reported(
 async def test_redelivered_record_of_a_running_job_does_nothing(
     service: JobService, lambda_env: Settings
 ) -> None:
-    """A record for a job another worker runs under a live lease is dropped: no write, no failure."""
+    """A record for a job another worker runs under a live lease writes nothing and is kept for when it ends."""
     sqs = Sqs(lambda_env)
     job = await submit(service, "sleep", {"seconds": 60})
     running = (await service.claim(job.id, "elsewhere", 60)).job
+    records = sqs.receive("sleep", 1)
 
-    response = await invoke(sqs.receive("sleep", 1))
+    response = await invoke(records)
 
-    assert response == {"batchItemFailures": []}
+    # Reported as a failure, so Lambda leaves it to SQS, hidden until the lease ends: should the
+    # worker holding the lease die, this message runs the job again.
+    assert response == {"batchItemFailures": [{"itemIdentifier": records[0]["messageId"]}]}
     assert await reload(service, job) == running
+    assert sqs.counts("sleep") == (0, 1)
 
 
 async def test_heartbeat_keeps_the_record_hidden(service: JobService, lambda_env: Settings) -> None:

@@ -1,7 +1,8 @@
-"""A claim's lease never outlasts its message's invisibility (DESIGN.md §3).
+"""A job's message and its lease: whatever the queue does, a job under a lease is never left without
+a message to run it again should its worker die (DESIGN.md §3).
 
-If it did, a worker dying right after a slow claim would leave a message that reappears while the
-lease still holds; the next worker would drop it as a duplicate and the job would never run again.
+A claim's lease never outlasts its message's invisibility; heartbeats keep the lease whatever the
+queue answers; and a message that comes back while the lease holds is kept, hidden until it ends.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from core.models import Job, JobStatus
+from core.models import ClaimDecision, Job, JobStatus
 from core.ports import Delivery
-from tests.workers.conftest import FakeClock, MakeService, reload, submit
+from tests.workers.conftest import FakeClock, MakeService, drain, reload, submit
 from tests.workers.jobtypes import Latch
 from workers.runtime import Worker
 
@@ -97,3 +98,24 @@ async def test_a_queue_that_does_not_answer_does_not_hold_up_the_lease(
     stop.set()
     await worker
     assert (await reload(service, job)).status is JobStatus.COMPLETED
+
+
+async def test_message_of_a_job_under_a_live_lease_is_kept_until_the_lease_ends(
+    make_service: MakeService,
+) -> None:
+    """A message for a job running under another worker's lease is hidden until the lease ends, not deleted."""
+    clock = FakeClock()
+    service = await make_service(clock=clock)
+    job = await submit(service, "noop", {})
+    [delivery] = await service.queue.receive(["noop"], 1, 0, 300)
+    holder = await service.claim(job.id, "holder", 300)
+    assert holder.decision is ClaimDecision.RUN
+    # Given the holder's message is back in the queue (its visibility could not be extended),
+    await service.queue.release(delivery, 0)
+    # when another worker receives it while the lease holds,
+    await drain(service, worker_id="other")
+    # then the job is left to its holder, and the message kept for when the lease ends.
+    running = await reload(service, job)
+    assert (running.status, running.lease_owner, running.attempts) == (JobStatus.PROCESSING, "holder", 1)
+    depth = (await service.queue.depths(["noop"]))["noop"]
+    assert (depth.ready, depth.delayed) == (0, 1)

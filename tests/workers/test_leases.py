@@ -17,7 +17,7 @@ from workers.runtime import Worker
 async def test_redelivered_message_of_a_running_job_is_dropped(
     make_service: MakeService, latches: Callable[[str], Latch]
 ) -> None:
-    """A second message for a job running under a live lease is acknowledged, and the job runs once."""
+    """A second message for a job running under a live lease does not start it again: it runs once."""
     service = await make_service()
     latch = latches("once")
     job = await submit(service, "latch", {"latch": "once"})
@@ -26,7 +26,7 @@ async def test_redelivered_message_of_a_running_job_is_dropped(
     await latch.entered.wait()
     # Given a duplicate message while the job runs,
     await service.queue.send(job, 0)
-    # when another worker receives it, it drops it (as would any other claim).
+    # when another worker receives it, it leaves the job alone (as would any other claim).
     await drain(service, worker_id="second")
     assert (await service.claim(job.id, "third", 300)).decision is ClaimDecision.DROP
     running = await reload(service, job)
