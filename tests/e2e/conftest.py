@@ -26,7 +26,7 @@ KEYS = f"{ADMIN}=root:admin,{ALICE}=alice:user,{BOB}=bob:user"
 #: what every process of a cluster gets, on top of the test's distributed environment
 BASE_ENV = {
     "JOBPULSE_API_KEYS": KEYS,
-    "JOBPULSE_JOB_MODULES": "tests.support.jobtypes",
+    "JOBPULSE_JOB_MODULES": "tests.support.jobtypes,tests.support.holdjob",
     "JOBPULSE_BACKOFF_BASE_SECONDS": "0.05",
     "JOBPULSE_SHUTDOWN_GRACE_SECONDS": "1",
     "JOBPULSE_WAIT_TIME_SECONDS": "1",

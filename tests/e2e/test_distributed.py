@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from contextlib import aclosing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -110,6 +111,12 @@ def messages_held(sqs: Any, queue_url: str) -> int:
     ]
     attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
     return sum(int(attributes[name]) for name in names)
+
+
+def visible_messages(sqs: Any, queue_url: str) -> int:
+    """Messages a receive would get now."""
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
 
 def job_version(process: JobpulseProcess, job_id: str) -> int:
@@ -381,3 +388,37 @@ async def test_idempotency_key_holds_across_api_processes(cluster: Cluster) -> N
     assert len({job["id"] for job in jobs}) == 1
     for api in apis:
         assert gql_http(api.url, ALICE, "{ jobs { totalCount } }")["data"]["jobs"]["totalCount"] == 1
+
+
+async def test_worker_cut_off_from_sqs_then_killed_loses_no_job(
+    sqs_proxy: TcpProxy, cluster: Cluster, distributed_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A worker that loses SQS mid-job (its message reappears elsewhere) and then dies: the job still completes."""
+    timeout = {"JOBPULSE_VISIBILITY_TIMEOUT": "1"}
+    api = cluster.api(**timeout)
+    cut_off = cluster.worker("--types", "hold", "--concurrency", "1", **timeout)
+    cut_off.env["JOBPULSE_SQS_ENDPOINT_URL"] = sqs_proxy.url
+    cluster.start(api, cut_off)
+    journal, until = tmp_path / "journal", tmp_path / "until"
+    job = submit(api, ALICE, type="hold", payload={"until": str(until), "journal": str(journal)})
+    await wait_for(lambda: journal_lines(journal), "the first start")
+    sqs = sqs_client(distributed_env)
+    queue_url = sqs.get_queue_url(QueueName=distributed_env["JOBPULSE_SQS_QUEUE_PREFIX"] + "hold")["QueueUrl"]
+    # Given the running worker loses SQS: its heartbeats keep the lease, but not the message hidden;
+    sqs_proxy.cut()
+    await wait_for(lambda: visible_messages(sqs, queue_url) == 1, "the message to reappear")
+    # another worker receives it while the lease still holds,
+    cluster.start(cluster.worker("--types", "hold", "--concurrency", "1", **timeout))
+    await wait_for(lambda: visible_messages(sqs, queue_url) == 0, "the other worker to take the message")
+    # when the running worker dies,
+    killed_at = datetime.now(UTC)
+    cut_off.kill()
+    until.touch()
+    # then the job runs again, on the other worker, and completes; and only after the first run died
+    # (its heartbeats kept the lease while SQS was out of reach).
+    async with asyncio.timeout(DEADLINE):
+        updates = await follow_job(api.url, ALICE, job["id"])
+    assert (updates[-1]["status"], updates[-1]["attempts"]) == ("COMPLETED", 2)
+    assert [line[:2] for line in journal_lines(journal)] == [["start", "1"], ["start", "2"], ["done", "2"]]
+    started = gql_http(api.url, ALICE, "query($id: ID!) { job(id: $id) { startedAt } }", {"id": job["id"]})
+    assert datetime.fromisoformat(started["data"]["job"]["startedAt"]) > killed_at
