@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.procs import AWS_TEST_ENV, raise_nofile
+from bench.procs import AWS_TEST_ENV, quiet_machine, raise_nofile
 from bench.report import Row, machine, table
 
 README = Path(__file__).with_name("README.md")
@@ -46,6 +46,9 @@ def main() -> None:
     started = time.monotonic()
     for number in wanted:
         print(f"== figure {number} ...", file=sys.stderr, flush=True)
+        busy = quiet_machine()
+        if busy >= 15:
+            print(f"   the machine is {busy:.0f}% busy with other work; measuring anyway", file=sys.stderr)
         figure_started = time.monotonic()
         try:
             rows += _figure(number)()

@@ -43,7 +43,8 @@ def _drive(url: str, body: dict[str, object], pid: int, connections: int, second
 
 
 def _cpu(result: WrkResult) -> str:
-    return f"server {result.cpu['server']:.0f}%, wrk {result.cpu['wrk']:.0f}%"
+    return (f"server {result.cpu['server']:.0f}%, wrk {result.cpu['wrk']:.0f}% "
+            f"(machine {result.cpu['machine']:.0f}% of 200%)")
 
 
 def _stored_jobs(data_dir: Path) -> int:

@@ -52,7 +52,7 @@ def main() -> None:
     version = 1
     sent = 0.0
     position = 0
-    started = time.monotonic()
+    started, wall_started = time.monotonic(), time.time()
     while (elapsed := time.monotonic() - started) < args.seconds:
         due = int(args.rate * elapsed) - int(sent)
         pipe = client.pipeline(transaction=False)
@@ -71,7 +71,7 @@ def main() -> None:
         pause = started + (int(sent) + per_tick) / args.rate - time.monotonic()
         if pause > 0:
             time.sleep(min(pause, TICK))
-    print(json.dumps({"published": int(sent), "seconds": time.monotonic() - started}), flush=True)
+    print(json.dumps({"published": int(sent), "started": wall_started, "ended": time.time()}), flush=True)
 
 
 if __name__ == "__main__":

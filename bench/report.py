@@ -61,12 +61,17 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-        ).stdout.strip()
-    except OSError:
-        commit = "?"
+    commit = os.environ.get("BENCH_COMMIT", "")
+    if not commit:
+        try:
+            here = os.path.dirname(os.path.abspath(__file__))
+            commit = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],
+                                    capture_output=True, text=True, check=False).stdout.strip() or "?"
+            dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--", "core", "api", "workers"],
+                                   capture_output=True, text=True, check=False).stdout.strip()
+            commit += " (with uncommitted changes in core/api/workers)" if dirty else ""
+        except OSError:
+            commit = "?"
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (
         f"{cpu}, {os.cpu_count()} cores, {mem_gib:.0f} GiB; {platform.system()} {platform.release()}; "
