@@ -50,6 +50,10 @@ log = structlog.get_logger("jobpulse.sqs")
 MAX_DELAY_SECONDS = 900  # SQS's limit for DelaySeconds
 MAX_VISIBILITY_SECONDS = 43_200 - 60  # 12 h (SQS's limit) minus a margin for clock skew
 MAX_LONG_POLL_SECONDS = 20
+# Every call but a long poll answers in milliseconds: a stuck SQS must not hold a submission (or
+# an acknowledgement) for long. Long polls get a client of their own, with a read timeout to match.
+CALL_CONNECT_SECONDS = 2
+CALL_READ_SECONDS = 3
 MULTI_TYPE_POLL_SECONDS = 2
 REDRIVE_CONFIRM_SECONDS = 1  # one long poll proves a DLQ empty (short polls sample few servers)
 DLQ_SUFFIX = "-dlq"
@@ -102,9 +106,15 @@ class SqsJobQueue:
     max_delay_seconds = float(MAX_DELAY_SECONDS)
 
     def __init__(
-        self, client: Any, settings: Settings, stack: AsyncExitStack, ages: SqsQueueAges | None = None
+        self,
+        client: Any,
+        settings: Settings,
+        stack: AsyncExitStack,
+        ages: SqsQueueAges | None = None,
+        poller: Any = None,
     ) -> None:
         self._client = client
+        self._poller = poller if poller is not None else client  # for long polls
         self._ages = ages
         self._stack = stack
         self.prefix = settings.sqs_queue_prefix
@@ -118,22 +128,27 @@ class SqsJobQueue:
 
     @classmethod
     async def open(cls, settings: Settings) -> SqsJobQueue:
-        """Create the client (no request is made: SQS may come up later; ``ping`` tells)."""
-        config = AioConfig(
-            connect_timeout=5,
-            read_timeout=MAX_LONG_POLL_SECONDS + 10,  # longer than a long poll
-            retries={"max_attempts": 2, "mode": "standard"},  # one retry: readiness must fail fast
+        """Create the clients (no request is made: SQS may come up later; ``ping`` tells)."""
+        # One retry: readiness must fail fast. (botocore's "max_attempts" would not count the first.)
+        retries = {"total_max_attempts": 2, "mode": "standard"}
+        calls = AioConfig(
+            connect_timeout=CALL_CONNECT_SECONDS, read_timeout=CALL_READ_SECONDS, retries=retries
         )
+        # Longer than a long poll: the answer to one comes when it ends.
+        polls = AioConfig(connect_timeout=5, read_timeout=MAX_LONG_POLL_SECONDS + 10, retries=retries)
         stack = AsyncExitStack()
         with _unavailable("client creation"):
-            client = await stack.enter_async_context(
-                get_session().create_client(
-                    "sqs",
-                    region_name=settings.aws_region,
-                    endpoint_url=settings.sqs_endpoint_url,
-                    config=config,
+            client, poller = [
+                await stack.enter_async_context(
+                    get_session().create_client(
+                        "sqs",
+                        region_name=settings.aws_region,
+                        endpoint_url=settings.sqs_endpoint_url,
+                        config=config,
+                    )
                 )
-            )
+                for config in (calls, polls)
+            ]
             # The queue-age metric lives in CloudWatch; a slow one must not hold up ``depths``.
             cloudwatch = await stack.enter_async_context(
                 get_session().create_client(
@@ -143,7 +158,7 @@ class SqsJobQueue:
                     config=AioConfig(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1}),
                 )
             )
-        return cls(client, settings, stack, SqsQueueAges(cloudwatch))
+        return cls(client, settings, stack, SqsQueueAges(cloudwatch), poller=poller)
 
     async def ping(self) -> None:
         with _unavailable("ping"):
@@ -244,7 +259,7 @@ class SqsJobQueue:
     async def _receive_from(self, type: str, count: int, wait: int, visibility: int) -> list[Delivery]:
         url = await self._url(type)
         with _unavailable("ReceiveMessage"):
-            response = await self._client.receive_message(
+            response = await self._poller.receive_message(
                 QueueUrl=url,
                 MaxNumberOfMessages=count,
                 WaitTimeSeconds=wait,
