@@ -1,8 +1,14 @@
 """``TcpProxy``: a TCP forwarder in front of a test server that a test can cut off and restore.
 
 Used to make a server unreachable without stopping it (moto keeps its queues in memory, so
-restarting it would lose them). ``cut()`` resets every open connection and every new one until
-``restore()``: clients see "connection reset", as with a server that is down.
+restarting it would lose them). Two kinds of outage:
+
+* ``cut()`` resets every open connection and every new one until ``restore()``: clients see
+  "connection reset", as with a server that is down;
+* ``cut(hang=True)`` accepts connections but answers nothing, on new and open ones alike: clients
+  wait for their timeouts, as with a server that is stuck or a network that drops packets.
+  ``restore()`` then resets the connections that were left hanging.
+
 It runs on threads of its own, so it works the same whatever event loop the test uses.
 """
 
@@ -27,7 +33,7 @@ def _reset(sock: socket.socket) -> None:
     with suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     with suppress(OSError):
-        # Wakes a pump thread blocked in recv on it (close alone would not), sending nothing.
+        # Wakes a thread blocked in recv on it (close alone would not), sending nothing.
         sock.shutdown(socket.SHUT_RD)
     sock.close()
 
@@ -38,13 +44,13 @@ class TcpProxy:
     def __init__(self, target_port: int, port: int | None = None) -> None:
         self.target_port = target_port
         self.port = port or free_port()
-        self._cut = threading.Event()
+        self._mode: str | None = None  # None (forwarding), "reset" or "hang"
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
-        #: connections accepted while cut, and reset at once
+        #: connections accepted while cut (reset at once, or left hanging)
         self.refused = 0
 
     @property
@@ -62,14 +68,17 @@ class TcpProxy:
         self._acceptor.start()
         return self
 
-    def cut(self) -> None:
-        """From now until ``restore``, reset every connection: open ones and new ones."""
-        self._cut.set()
-        self._reset_all()
+    def cut(self, *, hang: bool = False) -> None:
+        """Until ``restore``: reset every connection, or (``hang``) leave every request unanswered."""
+        self._mode = "hang" if hang else "reset"
+        if not hang:
+            self._reset_all()
 
     def restore(self) -> None:
-        """Forward new connections again."""
-        self._cut.clear()
+        """Forward new connections again; the ones left hanging are reset."""
+        hung, self._mode = self._mode == "hang", None
+        if hung:
+            self._reset_all()
 
     def close(self) -> None:
         self._closed.set()
@@ -87,6 +96,10 @@ class TcpProxy:
     ) -> None:
         self.close()
 
+    def _track(self, *sockets: socket.socket) -> None:
+        with self._lock:
+            self._open.update(sockets)
+
     def _reset_all(self) -> None:
         with self._lock:
             sockets, self._open = self._open, set()
@@ -102,27 +115,32 @@ class TcpProxy:
                 continue
             except OSError:
                 return
-            if self._cut.is_set():
+            client.settimeout(None)
+            if self._mode == "reset":
                 self.refused += 1
                 _reset(client)
+                continue
+            if self._mode == "hang":
+                self.refused += 1
+                self._track(client)
+                threading.Thread(target=self._pump, args=(client, None), daemon=True).start()
                 continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
             except OSError:
                 _reset(client)
                 continue
-            client.settimeout(None)
             upstream.settimeout(None)
-            with self._lock:
-                self._open.update((client, upstream))
+            self._track(client, upstream)
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        """Copy bytes one way until either side closes; then close both."""
+    def _pump(self, source: socket.socket, sink: socket.socket | None) -> None:
+        """Copy bytes one way (dropping them while hanging) until either side closes; then close both."""
         try:
             while data := source.recv(_CHUNK):
-                sink.sendall(data)
+                if sink is not None and self._mode != "hang":
+                    sink.sendall(data)
         except OSError:
             pass
         with self._lock:
