@@ -348,6 +348,12 @@ class JobService:
                 if leased_from is not None:
                     lease = max(0.0, lease_seconds - (now - leased_from).total_seconds())
                 new = job.claimed(worker_id, now, lease)
+                if new.enqueued_at is None:
+                    # A message brought it here, whatever the store says: a claim may read the job
+                    # before its sender marked it sent, and write that back. Left unmarked, a job
+                    # PENDING again (a retry, a give-back) would look never sent, and the sweeper
+                    # would send it a second time.
+                    new = replace(new, enqueued_at=now)
                 message = f"attempt {new.attempts} of {new.max_attempts} on {worker_id}"
                 return new, JobEvent.of(new, JobEventKind.STARTED, message)
             if decision is ClaimDecision.CANCEL:
