@@ -60,7 +60,8 @@ async def test_a_queue_that_does_not_answer_does_not_hold_up_the_lease(
     make_service: MakeService, latches: Callable[[str], Latch], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Heartbeats keep extending the lease while extending the message's visibility hangs."""
-    service = await make_service(visibility_timeout=0.3)
+    # A lease long enough that a loaded machine's slow write does not lapse it; heartbeats every 0.5 s.
+    service = await make_service(visibility_timeout=1.5)
     extending = asyncio.Event()
 
     async def hanging_extend(delivery: Delivery, visibility_seconds: float) -> None:
@@ -87,7 +88,7 @@ async def test_a_queue_that_does_not_answer_does_not_hold_up_the_lease(
     worker = asyncio.create_task(Worker(service).run(stop))
     await latch.entered.wait()
     first = await reload(service, job)
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(10):
         await third.wait()
     current = await reload(service, job)
     assert extending.is_set()
