@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,20 @@ BASE_ENV = {
     "JOBPULSE_WAIT_TIME_SECONDS": "1",
     "JOBPULSE_LOG_FORMAT": "json",
 }
+#: what a worker's JSON log says once it runs
+WORKER_STARTED = '"event": "worker started"'
+
+
+def wait_worker_started(process: JobpulseProcess, timeout: float = 30.0) -> None:
+    """Poll a worker's log until it says it started (its queues exist; it receives from now on)."""
+    deadline = time.monotonic() + timeout
+    while WORKER_STARTED not in process.output():
+        assert process.proc is not None
+        if process.proc.poll() is not None:
+            raise RuntimeError(f"the worker exited with {process.proc.returncode}:\n{process.output()}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the worker did not start within {timeout}s:\n{process.output()}")
+        time.sleep(0.05)
 
 
 class Cluster:
@@ -69,7 +84,7 @@ class Cluster:
         return self._process(["worker", *args], env, None)
 
     def start(self, *processes: JobpulseProcess) -> None:
-        """Launch the processes together, then wait until each API answers ``/readyz``."""
+        """Launch the processes together; return once each API answers ``/readyz`` and each worker runs."""
         for process in processes:
             port, process.port = process.port, None
             process.start()  # without a port, start does not wait
@@ -77,6 +92,8 @@ class Cluster:
         for process in processes:
             if process.port is not None:
                 process.wait_ready()
+            else:
+                wait_worker_started(process)
 
     def output(self) -> str:
         """Every process's log, for a failure message."""

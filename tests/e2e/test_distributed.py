@@ -173,7 +173,7 @@ async def test_worker_killed_mid_job_the_other_finishes_it_once(cluster: Cluster
     workers = [cluster.worker("--types", "sleep", "--concurrency", "1", **timeout) for _ in range(2)]
     cluster.start(api, *workers)
     journal = tmp_path / "journal"
-    job = submit(api, ALICE, type="sleep", payload={"seconds": 2, "steps": 4, "journal": str(journal)})
+    job = submit(api, ALICE, type="sleep", payload={"seconds": 1, "steps": 2, "journal": str(journal)})
     # Given the job started on one of the workers,
     started = await wait_for(lambda: journal_lines(journal), "the first start")
     victim = next(w for w in workers if w.proc is not None and str(w.proc.pid) == started[0][2])
@@ -185,7 +185,7 @@ async def test_worker_killed_mid_job_the_other_finishes_it_once(cluster: Cluster
         updates = await follow_job(api.url, ALICE, job["id"])
     final = updates[-1]
     assert (final["status"], final["attempts"]) == ("COMPLETED", 2)
-    assert final["result"] == {"slept": 2, "attempt": 2}
+    assert final["result"] == {"slept": 1, "attempt": 2}
     assert survivor.proc is not None
     assert journal_lines(journal) == [
         ["start", "1", started[0][2]],
