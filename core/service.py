@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-import orjson
 import structlog
 
 from core.blobs import BlobStore, LargeValues
@@ -25,7 +24,6 @@ from core.errors import (
     InvalidStateError,
     JobNotFoundError,
     LeaseLostError,
-    PayloadTooLargeError,
     UserFacingError,
     ValidationError,
 )
@@ -41,37 +39,19 @@ from core.models import (
     JSONValue,
     LogLevel,
     Principal,
-    new_job_id,
     utcnow,
 )
 from core.ports import CancelRequested, EventBus, JobFilter, JobQueue, JobStore, QueueDepth, StoreStats
 from core.settings import Settings
+from core.submission import MAX_DELAY_SECONDS, SubmitRequest, check_range, new_job
 
 __all__ = ["ClaimResult", "JobPage", "JobService", "Stats", "SubmitRequest"]
 
 log = structlog.get_logger("jobpulse.service")
 
 MAX_CONFLICT_RETRIES = 20
-MAX_PRIORITY = 1_000
-MAX_DELAY_SECONDS = 366 * 86_400
-MAX_ATTEMPTS = 100
-MAX_TIMEOUT_SECONDS = 7 * 86_400
-MAX_IDEMPOTENCY_KEY = 255
 
 EventListener = Callable[[JobEvent], None]
-
-
-@dataclass(frozen=True, slots=True)
-class SubmitRequest:
-    """One job to create, as a client asked for it."""
-
-    type: str
-    payload: JSONValue
-    priority: int = 0
-    delay_seconds: float = 0
-    max_attempts: int | None = None
-    timeout_seconds: int | None = None
-    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,46 +157,10 @@ class JobService:
             log.warning("enqueue failed; the sweeper will send it", job_id=job.id, error=str(exc))
 
     # -- submission -----------------------------------------------------------------------
-    def _new_job(self, owner: str, request: SubmitRequest, now: datetime) -> Job:
-        job_type = self.registry.get(request.type)
-        size = len(orjson.dumps(request.payload))
-        if size > self.settings.max_payload_bytes:
-            raise PayloadTooLargeError(
-                f"payload is {size} bytes; the limit is {self.settings.max_payload_bytes}", field="payload"
-            )
-        if not isinstance(request.payload, dict):
-            raise ValidationError("payload must be a JSON object", field="payload")
-        LargeValues.check_payload(request.payload)
-        job_type.parse(request.payload)
-        _check_range("priority", request.priority, -MAX_PRIORITY, MAX_PRIORITY)
-        _check_range("delaySeconds", request.delay_seconds, 0, MAX_DELAY_SECONDS)
-        max_attempts = request.max_attempts if request.max_attempts is not None else job_type.max_attempts
-        _check_range("maxAttempts", max_attempts, 1, MAX_ATTEMPTS)
-        timeout = request.timeout_seconds if request.timeout_seconds is not None else job_type.timeout_seconds
-        _check_range("timeoutSeconds", timeout, 1, MAX_TIMEOUT_SECONDS)
-        key = request.idempotency_key
-        if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-            raise ValidationError(
-                f"idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY} characters", field="idempotencyKey"
-            )
-        return Job(
-            id=new_job_id(),
-            type=job_type.name,
-            owner=owner,
-            payload=request.payload,
-            priority=request.priority,
-            max_attempts=max_attempts,
-            timeout_seconds=timeout,
-            idempotency_key=key,
-            created_at=now,
-            updated_at=now,
-            run_at=now + timedelta(seconds=request.delay_seconds) if request.delay_seconds else None,
-        )
-
     async def submit(self, principal: Principal, request: SubmitRequest) -> Job:
         """Create a job (or return the one its idempotency key already made) and enqueue it."""
         now = self.clock()
-        job = self._new_job(principal.subject, request, now)
+        job = new_job(self.registry, self.settings, principal.subject, request, now)
         payload = await self.blobs.offload(f"payloads/{job.id}", job.payload)
         if payload is not job.payload:
             assert isinstance(payload, dict)  # a reference
@@ -268,7 +212,7 @@ class JobService:
         )
 
     async def list(self, principal: Principal, filter: JobFilter, first: int, after: str | None) -> JobPage:
-        _check_range("first", first, 0, 500)
+        check_range("first", first, 0, 500)
         cursor = JobCursor.decode(after) if after else None
         jobs = await self.store.list_jobs(self.scope(principal, filter), first + 1, cursor)
         return JobPage(jobs=jobs[:first], has_next_page=len(jobs) > first)
@@ -523,7 +467,3 @@ class JobService:
                 continue  # retried by hand already, or gone: nothing to bring back
         return moved
 
-
-def _check_range(field: str, value: float, low: float, high: float) -> None:
-    if not low <= value <= high:
-        raise ValidationError(f"{field} must be between {low} and {high}, got {value}", field=field)

@@ -1,0 +1,90 @@
+"""What a client may ask for: ``SubmitRequest``, its limits, and the new job it makes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import orjson
+
+from core.blobs import LargeValues
+from core.errors import PayloadTooLargeError, ValidationError
+from core.jobtypes import JobTypeRegistry
+from core.models import Job, JSONValue, new_job_id
+from core.settings import Settings
+
+__all__ = [
+    "MAX_ATTEMPTS",
+    "MAX_DELAY_SECONDS",
+    "MAX_IDEMPOTENCY_KEY",
+    "MAX_PRIORITY",
+    "MAX_TIMEOUT_SECONDS",
+    "SubmitRequest",
+    "check_range",
+    "new_job",
+]
+
+MAX_PRIORITY = 1_000
+MAX_DELAY_SECONDS = 366 * 86_400
+MAX_ATTEMPTS = 100
+MAX_TIMEOUT_SECONDS = 7 * 86_400
+MAX_IDEMPOTENCY_KEY = 255
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitRequest:
+    """One job to create, as a client asked for it."""
+
+    type: str
+    payload: JSONValue
+    priority: int = 0
+    delay_seconds: float = 0
+    max_attempts: int | None = None
+    timeout_seconds: int | None = None
+    idempotency_key: str | None = None
+
+
+def check_range(field: str, value: float, low: float, high: float) -> None:
+    """Raise a ``ValidationError`` naming ``field`` unless ``low <= value <= high``."""
+    if not low <= value <= high:
+        raise ValidationError(f"{field} must be between {low} and {high}, got {value}", field=field)
+
+
+def new_job(
+    registry: JobTypeRegistry, settings: Settings, owner: str, request: SubmitRequest, now: datetime
+) -> Job:
+    """The PENDING job ``request`` makes, or the first reason it is refused (a ``UserFacingError``)."""
+    job_type = registry.get(request.type)
+    size = len(orjson.dumps(request.payload))
+    if size > settings.max_payload_bytes:
+        raise PayloadTooLargeError(
+            f"payload is {size} bytes; the limit is {settings.max_payload_bytes}", field="payload"
+        )
+    if not isinstance(request.payload, dict):
+        raise ValidationError("payload must be a JSON object", field="payload")
+    LargeValues.check_payload(request.payload)
+    job_type.parse(request.payload)
+    check_range("priority", request.priority, -MAX_PRIORITY, MAX_PRIORITY)
+    check_range("delaySeconds", request.delay_seconds, 0, MAX_DELAY_SECONDS)
+    max_attempts = request.max_attempts if request.max_attempts is not None else job_type.max_attempts
+    check_range("maxAttempts", max_attempts, 1, MAX_ATTEMPTS)
+    timeout = request.timeout_seconds if request.timeout_seconds is not None else job_type.timeout_seconds
+    check_range("timeoutSeconds", timeout, 1, MAX_TIMEOUT_SECONDS)
+    key = request.idempotency_key
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise ValidationError(
+            f"idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY} characters", field="idempotencyKey"
+        )
+    return Job(
+        id=new_job_id(),
+        type=job_type.name,
+        owner=owner,
+        payload=request.payload,
+        priority=request.priority,
+        max_attempts=max_attempts,
+        timeout_seconds=timeout,
+        idempotency_key=key,
+        created_at=now,
+        updated_at=now,
+        run_at=now + timedelta(seconds=request.delay_seconds) if request.delay_seconds else None,
+    )
