@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import importlib
 import os
 import sys
@@ -13,6 +14,8 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+
+import structlog
 
 from bench.procs import AWS_TEST_ENV, quiet_machine, raise_nofile
 from bench.report import Row, machine, table
@@ -38,6 +41,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.update(AWS_TEST_ENV)
     raise_nofile()
+    # Seeding runs jobpulse's own code in this process: keep its info lines out of the table.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     wanted = [f.strip() for item in args.only for f in item.split(",") if f.strip()] or list(FIGURES)
     unknown = [f for f in wanted if f not in FIGURES]
     if unknown:

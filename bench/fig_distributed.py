@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from bench.fig_http import SUBMIT
-from bench.procs import TOKEN, MongoServer, MotoServer, RedisServer, jobpulse, scratch_dir
+from bench.procs import TOKEN, CpuMeter, MongoServer, MotoServer, RedisServer, jobpulse, scratch_dir
 from bench.report import Row
 from bench.seed import submit_jobs
 from bench.wrk import run_wrk
@@ -65,6 +65,15 @@ def _raw_insert_rate(url: str, count: int) -> float:
     return rate
 
 
+def _pid(server: MongoServer | MotoServer | RedisServer) -> int:
+    assert server.process is not None
+    return server.process.pid
+
+
+def _stand_ins(cpu: dict[str, float]) -> str:
+    return ", ".join(f"{name} {cpu[name]:.0f}%" for name in ("secantusdb", "moto", "redis"))
+
+
 def _completed(url: str, database: str) -> int:
     from pymongo import MongoClient
 
@@ -89,14 +98,14 @@ def _all_types_rate(env: dict[str, str], mongo: MongoServer, data: Path, seconds
         worker.stop()
 
 
-def _drain_rate(env: dict[str, str], mongo: MongoServer, data: Path) -> tuple[float, dict[str, float]]:
+def _drain_rate(env: dict[str, str], mongo: MongoServer, data: Path,
+                stand_ins: dict[str, int]) -> tuple[float, dict[str, float]]:
     submit_jobs(data, JOBS_9, extra_env=env)
     worker, _ = jobpulse("worker", "fig9-worker", data, "--concurrency", "32", "--types", "noop", **env)
-    from bench.procs import CpuMeter
 
     try:
         marks: dict[str, tuple[float, int]] = {}
-        meter = CpuMeter(worker=worker.pid)
+        meter = CpuMeter(worker=worker.pid, **stand_ins)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and "high" not in marks:
             done = _completed(mongo.url, env["JOBPULSE_MONGODB_DATABASE"])
@@ -128,13 +137,16 @@ def figure9() -> list[Row]:
             "JOBPULSE_REDIS_URL": redis.url,
         }
         with scratch_dir("fig9") as data:
-            worker_rate, worker_cpu = _drain_rate(env, mongo, data)
+            stand_ins = {"secantusdb": _pid(mongo), "moto": _pid(moto), "redis": _pid(redis)}
+            worker_rate, worker_cpu = _drain_rate(env, mongo, data, stand_ins)
             all_types_rate = _all_types_rate(env, mongo, data)
             raw_sqs = _raw_sqs_rate(moto.endpoint, JOBS_9)
             server, url = jobpulse("api", "fig9-api", data, **env)
             try:
+                others = CpuMeter(**stand_ins).start()
                 submit = run_wrk(f"{url}/graphql", SUBMIT, connections=SUBMIT_CONNECTIONS, seconds=SUBMIT_SECONDS,
                                  server_pid=server.pid, token=TOKEN, marker='"status":"PENDING"')
+                submit_others = others.stop()
             finally:
                 server.stop()
             if not submit.ok:
@@ -149,12 +161,13 @@ def figure9() -> list[Row]:
             f"{worker_rate:,.0f} jobs/s = **{worker_ratio:.2f}×**",
             f"raw receive(10) + DeleteMessageBatch loop, same moto SQS: {raw_sqs:,.0f} msgs/s",
             "≥ 0.8×", worker_ratio >= 0.8,
-            f"worker {worker_cpu['worker']:.0f}% (machine {worker_cpu['machine']:.0f}% of 200%); stand-ins: moto (SQS) and SecantusDB (MongoDB), the ratio is the figure. "
+            f"worker {worker_cpu['worker']:.0f}%, {_stand_ins(worker_cpu)} (machine {worker_cpu['machine']:.0f}% "
+            "of 200%); stand-ins: moto (SQS) and SecantusDB (MongoDB), the ratio is the figure. "
             f"A worker serving every type (the default) while only `noop` has work: {all_types_rate:.1f} jobs/s"),
         Row("9b", f"distributed `submitJob` at {SUBMIT_CONNECTIONS} clients (`jobpulse api`)",
             f"{submit.rate:,.0f} jobs/s = **{submit_ratio:.2f}×** (p99 {submit.p99_ms:.0f} ms)",
             f"raw `insert_one` loop (w=majority, j=true), same SecantusDB: {raw_insert:,.0f} docs/s",
             "≥ 0.6×", submit_ratio >= 0.6,
-            f"server {submit.cpu['server']:.0f}%, wrk {submit.cpu['wrk']:.0f}% "
+            f"server {submit.cpu['server']:.0f}%, wrk {submit.cpu['wrk']:.0f}%, {_stand_ins(submit_others)} "
             f"(machine {submit.cpu['machine']:.0f}% of 200%)"),
     ]
