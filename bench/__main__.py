@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import importlib
+import logging
 import os
 import sys
 import time
@@ -25,8 +25,17 @@ BEGIN, END = "<!-- BEGIN TABLE -->", "<!-- END TABLE -->"
 
 
 #: figure number → module of bench that measures it (imported only when that figure runs)
-FIGURES = {"1": "fig_http", "2": "fig_http", "3": "fig_http", "4": "fig_worker", "5": "fig_worker",
-           "6": "fig_subs", "7": "fig_subs", "8": "fig_http", "9": "fig_distributed"}
+FIGURES = {
+    "1": "fig_http",
+    "2": "fig_http",
+    "3": "fig_http",
+    "4": "fig_worker",
+    "5": "fig_worker",
+    "6": "fig_subs",
+    "7": "fig_subs",
+    "8": "fig_http",
+    "9": "fig_distributed",
+}
 
 
 def _figure(number: str) -> Callable[[], list[Row]]:
@@ -59,7 +68,9 @@ def main() -> None:
             rows += _figure(number)()
         except Exception as exc:
             traceback.print_exc()
-            rows.append(Row(number, "(failed to run)", f"error: {exc}".replace("\n", " ")[:300], "", "", False))
+            rows.append(
+                Row(number, "(failed to run)", f"error: {exc}".replace("\n", " ")[:300], "", "", False)
+            )
         print(f"   figure {number}: {time.monotonic() - figure_started:.0f}s", file=sys.stderr, flush=True)
         print(table(rows[-1:]), file=sys.stderr, flush=True)
     text = f"Machine: {machine()}. Whole run: {time.monotonic() - started:.0f}s.\n\n{table(rows)}\n"

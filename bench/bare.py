@@ -92,8 +92,12 @@ def main() -> None:
     args = parser.parse_args()
     # The same uvicorn setup as api/cli.py's _serve: uvloop and httptools (auto), websockets-sansio.
     uvicorn.run(
-        build(args.redis), host="127.0.0.1", port=args.port, log_level="warning",
-        ws="websockets-sansio", lifespan="on",
+        build(args.redis),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        ws="websockets-sansio",
+        lifespan="on",
     )
 
 

@@ -31,15 +31,19 @@ def _raw_sqs_rate(endpoint: str, messages: int) -> float:
     sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
     url = sqs.create_queue(QueueName=f"bench-raw-{time.time_ns()}")["QueueUrl"]
     body = '{"job_id": "01a2119b-b975-7e4f-a5e0-f35495280ae2", "type": "noop"}'
-    for start in range(0, messages, 10):
+    for _ in range(0, messages, 10):
         sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(n), "MessageBody": body} for n in range(10)])
     received = 0
     started = time.perf_counter()
     while received < messages:
-        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
         if batch:
-            sqs.delete_message_batch(QueueUrl=url, Entries=[
-                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch)])
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch)],
+            )
         received += len(batch)
     return received / (time.perf_counter() - started)
 
@@ -52,7 +56,9 @@ def _raw_insert_rate(url: str, count: int) -> float:
     from core.models import Job, new_job_id
 
     client: MongoClient[dict[str, object]] = MongoClient(url)
-    jobs = client.get_database("bench_raw", write_concern=WriteConcern("majority", j=True)).get_collection("jobs")
+    jobs = client.get_database("bench_raw", write_concern=WriteConcern("majority", j=True)).get_collection(
+        "jobs"
+    )
     docs = []
     for _ in range(count):
         job = Job(id=new_job_id(), type="noop", owner="bench", payload={"note": "bench"})
@@ -98,8 +104,9 @@ def _all_types_rate(env: dict[str, str], mongo: MongoServer, data: Path, seconds
         worker.stop()
 
 
-def _drain_rate(env: dict[str, str], mongo: MongoServer, data: Path,
-                stand_ins: dict[str, int]) -> tuple[float, dict[str, float]]:
+def _drain_rate(
+    env: dict[str, str], mongo: MongoServer, data: Path, stand_ins: dict[str, int]
+) -> tuple[float, dict[str, float]]:
     submit_jobs(data, JOBS_9, extra_env=env)
     worker, _ = jobpulse("worker", "fig9-worker", data, "--concurrency", "32", "--types", "noop", **env)
 
@@ -132,8 +139,10 @@ def figure9() -> list[Row]:
     moto, mongo, redis = servers
     try:
         env = {
-            "JOBPULSE_MONGODB_URL": mongo.url, "JOBPULSE_MONGODB_DATABASE": "bench",
-            "JOBPULSE_SQS_ENDPOINT_URL": moto.endpoint, "JOBPULSE_SQS_QUEUE_PREFIX": "bench-",
+            "JOBPULSE_MONGODB_URL": mongo.url,
+            "JOBPULSE_MONGODB_DATABASE": "bench",
+            "JOBPULSE_SQS_ENDPOINT_URL": moto.endpoint,
+            "JOBPULSE_SQS_QUEUE_PREFIX": "bench-",
             "JOBPULSE_REDIS_URL": redis.url,
         }
         with scratch_dir("fig9") as data:
@@ -144,8 +153,15 @@ def figure9() -> list[Row]:
             server, url = jobpulse("api", "fig9-api", data, **env)
             try:
                 others = CpuMeter(**stand_ins).start()
-                submit = run_wrk(f"{url}/graphql", SUBMIT, connections=SUBMIT_CONNECTIONS, seconds=SUBMIT_SECONDS,
-                                 server_pid=server.pid, token=TOKEN, marker='"status":"PENDING"')
+                submit = run_wrk(
+                    f"{url}/graphql",
+                    SUBMIT,
+                    connections=SUBMIT_CONNECTIONS,
+                    seconds=SUBMIT_SECONDS,
+                    server_pid=server.pid,
+                    token=TOKEN,
+                    marker='"status":"PENDING"',
+                )
                 submit_others = others.stop()
             finally:
                 server.stop()
@@ -157,17 +173,27 @@ def figure9() -> list[Row]:
             server.close()
     worker_ratio, submit_ratio = worker_rate / raw_sqs, submit.rate / raw_insert
     return [
-        Row("9a", "distributed worker (`--types noop --concurrency 32`, SQS + MongoDB + Redis): no-op jobs/s",
+        Row(
+            "9a",
+            "distributed worker (`--types noop --concurrency 32`, SQS + MongoDB + Redis): no-op jobs/s",
             f"{worker_rate:,.0f} jobs/s = **{worker_ratio:.2f}×**",
             f"raw receive(10) + DeleteMessageBatch loop, same moto SQS: {raw_sqs:,.0f} msgs/s",
-            "≥ 0.8×", worker_ratio >= 0.8,
-            f"worker {worker_cpu['worker']:.0f}%, {_stand_ins(worker_cpu)} (machine {worker_cpu['machine']:.0f}% "
+            "≥ 0.8×",
+            worker_ratio >= 0.8,
+            f"worker {worker_cpu['worker']:.0f}%, {_stand_ins(worker_cpu)} "
+            f"(machine {worker_cpu['machine']:.0f}% "
             "of 200%); stand-ins: moto (SQS) and SecantusDB (MongoDB), the ratio is the figure. "
-            f"A worker serving every type (the default) while only `noop` has work: {all_types_rate:.1f} jobs/s"),
-        Row("9b", f"distributed `submitJob` at {SUBMIT_CONNECTIONS} clients (`jobpulse api`)",
+            "A worker serving every type (the default) while only `noop` has work: "
+            f"{all_types_rate:.1f} jobs/s",
+        ),
+        Row(
+            "9b",
+            f"distributed `submitJob` at {SUBMIT_CONNECTIONS} clients (`jobpulse api`)",
             f"{submit.rate:,.0f} jobs/s = **{submit_ratio:.2f}×** (p99 {submit.p99_ms:.0f} ms)",
             f"raw `insert_one` loop (w=majority, j=true), same SecantusDB: {raw_insert:,.0f} docs/s",
-            "≥ 0.6×", submit_ratio >= 0.6,
+            "≥ 0.6×",
+            submit_ratio >= 0.6,
             f"server {submit.cpu['server']:.0f}%, wrk {submit.cpu['wrk']:.0f}%, {_stand_ins(submit_others)} "
-            f"(machine {submit.cpu['machine']:.0f}% of 200%)"),
+            f"(machine {submit.cpu['machine']:.0f}% of 200%)",
+        ),
     ]

@@ -24,27 +24,35 @@ SUBMIT_MANY = {
     "{ ... on Job { id status } ... on UserError { code message } } }",
     "variables": {"inputs": [{"type": "noop", "payload": {"note": f"bench {n}"}} for n in range(100)]},
 }
-LIST_FIELDS = "edges { cursor node { id type status attempts result createdAt completedAt } } " \
+LIST_FIELDS = (
+    "edges { cursor node { id type status attempts result createdAt completedAt } } "
     "pageInfo { hasNextPage endCursor }"
+)
 LIST = {"query": f"{{ jobs(filter: {{status: [COMPLETED]}}, first: 20) {{ {LIST_FIELDS} }} }}"}
-LIST_COUNTED = {"query": f"{{ jobs(filter: {{status: [COMPLETED]}}, first: 20) {{ totalCount {LIST_FIELDS} }} }}"}
+LIST_COUNTED = {
+    "query": f"{{ jobs(filter: {{status: [COMPLETED]}}, first: 20) {{ totalCount {LIST_FIELDS} }} }}"
+}
 SECONDS = 10
 
 
-def _drive(url: str, body: dict[str, object], pid: int, connections: int, seconds: float = SECONDS,
-           marker: str = "") -> WrkResult:
+def _drive(
+    url: str, body: dict[str, object], pid: int, connections: int, seconds: float = SECONDS, marker: str = ""
+) -> WrkResult:
     """A short warm-up, then the measured run; refuse a run with failed or refused requests."""
     run_wrk(url, body, connections=connections, seconds=2, server_pid=pid, token=TOKEN, marker=marker)
-    result = run_wrk(url, body, connections=connections, seconds=seconds, server_pid=pid, token=TOKEN,
-                     marker=marker)
+    result = run_wrk(
+        url, body, connections=connections, seconds=seconds, server_pid=pid, token=TOKEN, marker=marker
+    )
     if not result.ok:
         raise RuntimeError(f"{result.bad} bad responses, {result.errors} socket errors; e.g. {result.sample}")
     return result
 
 
 def _cpu(result: WrkResult) -> str:
-    return (f"server {result.cpu['server']:.0f}%, wrk {result.cpu['wrk']:.0f}% "
-            f"(machine {result.cpu['machine']:.0f}% of 200%)")
+    return (
+        f"server {result.cpu['server']:.0f}%, wrk {result.cpu['wrk']:.0f}% "
+        f"(machine {result.cpu['machine']:.0f}% of 200%)"
+    )
 
 
 def _stored_jobs(data_dir: Path) -> int:
@@ -71,13 +79,17 @@ def figure1() -> list[Row]:
         finally:
             server.stop()
     ratio = ours.rate / base.rate
-    return [Row(
-        "1", "`{ __typename }` over HTTP, req/s, 32 connections",
-        f"{ours.rate:,.0f} req/s = **{ratio:.2f}×** (p99 {ours.p99_ms:.1f} ms)",
-        f"bare Starlette JSON: {base.rate:,.0f} req/s (p99 {base.p99_ms:.1f} ms)",
-        "≥ 0.5×", ratio >= 0.5,
-        f"jobpulse: {_cpu(ours)}; bare: {_cpu(base)}",
-    )]
+    return [
+        Row(
+            "1",
+            "`{ __typename }` over HTTP, req/s, 32 connections",
+            f"{ours.rate:,.0f} req/s = **{ratio:.2f}×** (p99 {ours.p99_ms:.1f} ms)",
+            f"bare Starlette JSON: {base.rate:,.0f} req/s (p99 {base.p99_ms:.1f} ms)",
+            "≥ 0.5×",
+            ratio >= 0.5,
+            f"jobpulse: {_cpu(ours)}; bare: {_cpu(base)}",
+        )
+    ]
 
 
 def _submit_run(data: Path, name: str, connections: int = 64) -> tuple[WrkResult, WrkResult, int]:
@@ -87,8 +99,9 @@ def _submit_run(data: Path, name: str, connections: int = 64) -> tuple[WrkResult
         before = _stored_jobs(data)
         submit = _drive(f"{url}/graphql", SUBMIT, server.pid, connections, marker='"status":"PENDING"')
         stored = _stored_jobs(data) - before
-        ceiling = _drive(f"{url}/graphql", TYPENAME, server.pid, connections, seconds=5,
-                         marker='"__typename":"Query"')
+        ceiling = _drive(
+            f"{url}/graphql", TYPENAME, server.pid, connections, seconds=5, marker='"__typename":"Query"'
+        )
     finally:
         server.stop()
     if stored < submit.requests:
@@ -100,13 +113,18 @@ def figure2() -> list[Row]:
     with scratch_dir("fig2") as data:
         submit, ceiling, _ = _submit_run(data, "fig2-jobpulse")
     met = submit.rate >= 2000 and submit.p99_ms <= 25
-    return [Row(
-        "2", "`submitJob`, 64 concurrent clients",
-        f"**{submit.rate:,.0f} jobs/s**, p50 {submit.p50_ms:.1f} ms, **p99 {submit.p99_ms:.1f} ms**",
-        f"`{{ __typename }}` on the same server, 64 clients: {ceiling.rate:,.0f} req/s, "
-        f"p99 {ceiling.p99_ms:.1f} ms",
-        "≥ 2,000 jobs/s, p99 ≤ 25 ms", met, _cpu(submit),
-    )]
+    return [
+        Row(
+            "2",
+            "`submitJob`, 64 concurrent clients",
+            f"**{submit.rate:,.0f} jobs/s**, p50 {submit.p50_ms:.1f} ms, **p99 {submit.p99_ms:.1f} ms**",
+            f"`{{ __typename }}` on the same server, 64 clients: {ceiling.rate:,.0f} req/s, "
+            f"p99 {ceiling.p99_ms:.1f} ms",
+            "≥ 2,000 jobs/s, p99 ≤ 25 ms",
+            met,
+            _cpu(submit),
+        )
+    ]
 
 
 def figure3() -> list[Row]:
@@ -129,14 +147,19 @@ def figure3() -> list[Row]:
         submit_jobs(direct, 20_000, chunk=100)
         service_rate = 20_000 / (time.perf_counter() - started)
     rate = many.rate * 100
-    return [Row(
-        "3", "`submitJobs`, 100 inputs per call, 8 concurrent calls",
-        f"**{rate:,.0f} jobs/s** ({many.rate:,.0f} calls/s, p99 {many.p99_ms:.0f} ms per call)",
-        f"raw SQLite, same rows, 100 per commit: {raw_rate:,.0f} jobs/s; "
-        f"`JobService.submit_many` in-process (no HTTP/GraphQL): {service_rate:,.0f} jobs/s; "
-        f"jobpulse's row encoding alone: {encode:,.0f} jobs/s",
-        "≥ 20,000 jobs/s (BullMQ bulk ~15k/s)", rate >= 20_000, _cpu(many),
-    )]
+    return [
+        Row(
+            "3",
+            "`submitJobs`, 100 inputs per call, 8 concurrent calls",
+            f"**{rate:,.0f} jobs/s** ({many.rate:,.0f} calls/s, p99 {many.p99_ms:.0f} ms per call)",
+            f"raw SQLite, same rows, 100 per commit: {raw_rate:,.0f} jobs/s; "
+            f"`JobService.submit_many` in-process (no HTTP/GraphQL): {service_rate:,.0f} jobs/s; "
+            f"jobpulse's row encoding alone: {encode:,.0f} jobs/s",
+            "≥ 20,000 jobs/s (BullMQ bulk ~15k/s)",
+            rate >= 20_000,
+            _cpu(many),
+        )
+    ]
 
 
 def figure8() -> list[Row]:
@@ -155,13 +178,23 @@ def figure8() -> list[Row]:
         full_submit, _, _ = _submit_run(data, "fig8-full-submit")
     ratio = full_submit.rate / empty_submit.rate
     return [
-        Row("8a", "`jobs(filter:{status:[COMPLETED]}, first: 20)` with 1,000,000 jobs stored, 1 client",
+        Row(
+            "8a",
+            "`jobs(filter:{status:[COMPLETED]}, first: 20)` with 1,000,000 jobs stored, 1 client",
             f"p50 {listed.p50_ms:.1f} ms, **p99 {listed.p99_ms:.1f} ms** ({listed.rate:,.0f} req/s)",
             f"`{{ __typename }}`, same server, 1 client: p99 {floor.p99_ms:.1f} ms",
-            "p99 ≤ 10 ms", listed.p99_ms <= 10,
-            f"{_cpu(listed)}; with `totalCount` too: p50 {counted.p50_ms:.0f} ms, p99 {counted.p99_ms:.0f} ms"),
-        Row("8b", "`submitJob` at 64 clients with 1,000,000 jobs stored",
+            "p99 ≤ 10 ms",
+            listed.p99_ms <= 10,
+            f"{_cpu(listed)}; with `totalCount` too: p50 {counted.p50_ms:.0f} ms, "
+            f"p99 {counted.p99_ms:.0f} ms",
+        ),
+        Row(
+            "8b",
+            "`submitJob` at 64 clients with 1,000,000 jobs stored",
             f"{full_submit.rate:,.0f} jobs/s = **{ratio:.2f}×** empty (p99 {full_submit.p99_ms:.1f} ms)",
             f"empty store, same run: {empty_submit.rate:,.0f} jobs/s (p99 {empty_submit.p99_ms:.1f} ms)",
-            "≥ 0.8× empty", ratio >= 0.8, _cpu(full_submit)),
+            "≥ 0.8× empty",
+            ratio >= 0.8,
+            _cpu(full_submit),
+        ),
     ]

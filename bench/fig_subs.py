@@ -19,13 +19,32 @@ CLIENT_PROCESSES = 4
 class Clients:
     """``CLIENT_PROCESSES`` websocket load processes sharing ``ids`` between them."""
 
-    def __init__(self, mode: str, url: str, ids_file: Path, count: int, name: str, bare: bool,
-                 deflate: bool = True) -> None:
+    def __init__(
+        self, mode: str, url: str, ids_file: Path, count: int, name: str, bare: bool, deflate: bool = True
+    ) -> None:
         share = -(-count // CLIENT_PROCESSES)
         self.procs = [
-            Proc(f"{name}-client{n}", [PYTHON, "-m", "bench.wsload", mode, "--url", url, "--ids", str(ids_file),
-                                       "--start", str(n * share), "--count", str(min(share, count - n * share))]
-                 + (["--bare"] if bare else []) + ([] if deflate else ["--no-deflate"]), stdout=subprocess.PIPE, stdin=subprocess.PIPE)
+            Proc(
+                f"{name}-client{n}",
+                [
+                    PYTHON,
+                    "-m",
+                    "bench.wsload",
+                    mode,
+                    "--url",
+                    url,
+                    "--ids",
+                    str(ids_file),
+                    "--start",
+                    str(n * share),
+                    "--count",
+                    str(min(share, count - n * share)),
+                ]
+                + (["--bare"] if bare else [])
+                + ([] if deflate else ["--no-deflate"]),
+                stdout=subprocess.PIPE,
+                stdin=subprocess.PIPE,
+            )
             for n in range(CLIENT_PROCESSES)
         ]
 
@@ -68,18 +87,33 @@ PUBLISH_SECONDS = 25
 WARMUP_SECONDS = 5
 
 
-def _delivery(server_pid: int, ws_url: str, redis: RedisServer, ids_file: Path, name: str,
-              bare: bool) -> tuple[list[float], int, dict[str, float], float]:
+def _delivery(
+    server_pid: int, ws_url: str, redis: RedisServer, ids_file: Path, name: str, bare: bool
+) -> tuple[list[float], int, dict[str, float], float]:
     clients = Clients("listen", ws_url, ids_file, SUBSCRIPTIONS_6, name, bare)
     try:
         connect_started = time.monotonic()
         if clients.ready() != SUBSCRIPTIONS_6:
             raise RuntimeError("not every subscription opened")
         connect_seconds = time.monotonic() - connect_started
-        publisher = Proc(f"{name}-publisher", [PYTHON, "-m", "bench.publisher", "--redis", redis.url, "--ids",
-                                               str(ids_file), "--rate", str(SUBSCRIPTIONS_6), "--seconds",
-                                               str(PUBLISH_SECONDS)] + (["--bare"] if bare else []),
-                         stdout=subprocess.PIPE)
+        publisher = Proc(
+            f"{name}-publisher",
+            [
+                PYTHON,
+                "-m",
+                "bench.publisher",
+                "--redis",
+                redis.url,
+                "--ids",
+                str(ids_file),
+                "--rate",
+                str(SUBSCRIPTIONS_6),
+                "--seconds",
+                str(PUBLISH_SECONDS),
+            ]
+            + (["--bare"] if bare else []),
+            stdout=subprocess.PIPE,
+        )
         time.sleep(WARMUP_SECONDS)
         since = time.time()
         meter = CpuMeter(server=server_pid, clients=clients.pids, publisher=publisher.pid).start()
@@ -109,29 +143,41 @@ def figure6() -> list[Row]:
             try:
                 bare.wait_http(f"http://127.0.0.1:{port}/readyz")
                 base, base_expected, base_cpu, _ = _delivery(
-                    bare.pid, f"ws://127.0.0.1:{port}/push", redis, ids_file, "fig6-bare", True)
+                    bare.pid, f"ws://127.0.0.1:{port}/push", redis, ids_file, "fig6-bare", True
+                )
             finally:
                 bare.stop()
             server, url = jobpulse("api", "fig6-jobpulse", data, JOBPULSE_REDIS_URL=redis.url)
             try:
                 ours, expected, cpu, connect_seconds = _delivery(
-                    server.pid, url.replace("http", "ws") + "/graphql", redis, ids_file, "fig6-jobpulse", False)
+                    server.pid,
+                    url.replace("http", "ws") + "/graphql",
+                    redis,
+                    ids_file,
+                    "fig6-jobpulse",
+                    False,
+                )
             finally:
                 server.stop()
     finally:
         redis.close()
     p99 = percentile(ours, 99)
-    return [Row(
-        "6", "5,000 `jobUpdated` subscriptions on one API process, 1 event/s each (5,000 events/s via Redis)",
-        f"p50 {percentile(ours, 50):.1f} ms, **p99 {p99:.1f} ms**, max {max(ours, default=0):.0f} ms; "
-        f"{len(ours):,} of {expected:,} delivered",
-        f"bare Starlette websocket + Redis fan-out: p50 {percentile(base, 50):.1f} ms, "
-        f"p99 {percentile(base, 99):.1f} ms; {len(base):,} of {base_expected:,}",
-        "p99 ≤ 50 ms", p99 <= 50 and len(ours) >= expected * 0.98,
-        f"jobpulse: server {cpu['server']:.0f}%, 4 clients {cpu['clients']:.0f}%, publisher "
-        f"{cpu['publisher']:.0f}% (machine {cpu['machine']:.0f}% of 200%); bare: server {base_cpu['server']:.0f}%, clients {base_cpu['clients']:.0f}%; "
-        f"5,000 subscriptions opened in {connect_seconds:.0f}s",
-    )]
+    return [
+        Row(
+            "6",
+            "5,000 `jobUpdated` subscriptions on one API process, 1 event/s each (5,000 events/s via Redis)",
+            f"p50 {percentile(ours, 50):.1f} ms, **p99 {p99:.1f} ms**, max {max(ours, default=0):.0f} ms; "
+            f"{len(ours):,} of {expected:,} delivered",
+            f"bare Starlette websocket + Redis fan-out: p50 {percentile(base, 50):.1f} ms, "
+            f"p99 {percentile(base, 99):.1f} ms; {len(base):,} of {base_expected:,}",
+            "p99 ≤ 50 ms",
+            p99 <= 50 and len(ours) >= expected * 0.98,
+            f"jobpulse: server {cpu['server']:.0f}%, 4 clients {cpu['clients']:.0f}%, publisher "
+            f"{cpu['publisher']:.0f}% (machine {cpu['machine']:.0f}% of 200%); "
+            f"bare: server {base_cpu['server']:.0f}%, clients {base_cpu['clients']:.0f}%; "
+            f"5,000 subscriptions opened in {connect_seconds:.0f}s",
+        )
+    ]
 
 
 # -- figure 7 ---------------------------------------------------------------------------------
@@ -140,8 +186,9 @@ SETTLE_SECONDS = 3
 RELEASE_WAIT_SECONDS = 10
 
 
-def _memory(server: Proc, ws_url: str, ids_file: Path, name: str, bare: bool,
-            deflate: bool) -> tuple[int, int, int]:
+def _memory(
+    server: Proc, ws_url: str, ids_file: Path, name: str, bare: bool, deflate: bool
+) -> tuple[int, int, int]:
     """RSS (KiB) before, with ``SUBSCRIPTIONS_7`` idle subscriptions, and after they closed."""
     warm = Clients("hold", ws_url, ids_file, 200, f"{name}-warmup", bare, deflate)
     warm.ready()
@@ -166,7 +213,9 @@ def _memory(server: Proc, ws_url: str, ids_file: Path, name: str, bare: bool,
     return before, held, after
 
 
-def _memory_pair(data: Path, ids_file: Path, deflate: bool) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+def _memory_pair(
+    data: Path, ids_file: Path, deflate: bool
+) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
     """(jobpulse, bare) RSS triples, each server fresh."""
     tag = "deflate" if deflate else "plain"
     port = free_port()
@@ -178,8 +227,9 @@ def _memory_pair(data: Path, ids_file: Path, deflate: bool) -> tuple[tuple[int, 
         bare.stop()
     server, url = jobpulse("api", f"fig7-jobpulse-{tag}", data)
     try:
-        ours = _memory(server, url.replace("http", "ws") + "/graphql", ids_file, f"fig7-jobpulse-{tag}",
-                       False, deflate)
+        ours = _memory(
+            server, url.replace("http", "ws") + "/graphql", ids_file, f"fig7-jobpulse-{tag}", False, deflate
+        )
     finally:
         server.stop()
     return ours, base
@@ -194,16 +244,21 @@ def figure7() -> list[Row]:
             per_sub = (r1 - r0) / SUBSCRIPTIONS_7
             per_ws = (b1 - b0) / SUBSCRIPTIONS_7
             back = r2 / r0
-            rows.append(Row(
-                "7" if not deflate else "7b",
-                "resident memory per idle subscription (one websocket each), 10,000 open"
-                + ("" if not deflate else "; clients offer permessage-deflate, as browsers do"),
-                f"**{per_sub:.1f} KiB** each; RSS {r0 / 1024:.0f} → {r1 / 1024:.0f} → **{r2 / 1024:.0f} MiB** "
-                f"after they closed ({back:.2f}× the start)",
-                f"bare Starlette websocket, same uvicorn: {per_ws:.1f} KiB each; RSS {b0 / 1024:.0f} → "
-                f"{b1 / 1024:.0f} → {b2 / 1024:.0f} MiB",
-                "≤ 16 KiB, and back within 5% after", per_sub <= 16 and back <= 1.05,
-                "RSS read after a 200-subscription warm-up, then 3 s after the 10,000 opened, then up to 10 s "
-                "after they closed",
-            ))
+            rows.append(
+                Row(
+                    "7" if not deflate else "7b",
+                    "resident memory per idle subscription (one websocket each), 10,000 open"
+                    + ("" if not deflate else "; clients offer permessage-deflate, as browsers do"),
+                    f"**{per_sub:.1f} KiB** each; RSS {r0 / 1024:.0f} → {r1 / 1024:.0f} → "
+                    f"**{r2 / 1024:.0f} MiB** "
+                    f"after they closed ({back:.2f}× the start)",
+                    f"bare Starlette websocket, same uvicorn: {per_ws:.1f} KiB each; RSS {b0 / 1024:.0f} → "
+                    f"{b1 / 1024:.0f} → {b2 / 1024:.0f} MiB",
+                    "≤ 16 KiB, and back within 5% after",
+                    per_sub <= 16 and back <= 1.05,
+                    "RSS read after a 200-subscription warm-up, then 3 s after the 10,000 opened, "
+                    "then up to 10 s "
+                    "after they closed",
+                )
+            )
     return rows

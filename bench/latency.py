@@ -4,7 +4,8 @@
 
 One websocket holds ``jobEvents(type: "noop")`` (admin: every job's events); submits go over HTTP
 on a schedule, over a pool of keep-alive connections written out by hand (httpx costs more CPU per
-request than the server at this rate); a slow answer delays a submit only if all are busy. For each job, the delay
+request than the server at this rate); a slow answer delays a submit only if all are busy.
+For each job, the delay
 is the arrival of its COMPLETED event minus the moment its ``submitJob`` answer arrived (0 when
 the event came first). Jobs submitted during the warm-up are not counted. Prints one JSON line.
 """
@@ -33,7 +34,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     completed: dict[str, float] = {}
     submit_ms: list[float] = []
     ws = await connect(args.url.replace("http", "ws") + "/graphql", subprotocols=["graphql-transport-ws"])  # type: ignore[list-item]
-    await ws.send(orjson.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {TOKEN}"}}).decode())
+    await ws.send(
+        orjson.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {TOKEN}"}}).decode()
+    )
     assert orjson.loads(await ws.recv())["type"] == "connection_ack"
     await ws.send(orjson.dumps({"id": "1", "type": "subscribe", "payload": {"query": WATCH}}).decode())
 
@@ -59,8 +62,13 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         started = time.monotonic()
         writer.write(request)
         head = await reader.readuntil(b"\r\n\r\n")
-        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length")))
+        length = int(
+            next(
+                line.split(b":")[1]
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
+        )
         answer = orjson.loads(await reader.readexactly(length))
         job_id = str(answer["data"]["submitJob"]["id"])
         now = time.monotonic()
@@ -80,7 +88,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     reader, writer = await asyncio.open_connection(host, int(port))
     probe = await submit(reader, writer, False)
     writer.close()
-    while probe not in completed:
+    while probe not in completed:  # noqa: ASYNC110  (the listener task fills ``completed``)
         await asyncio.sleep(0.01)
     pool = [asyncio.create_task(connection()) for _ in range(CONNECTIONS)]
     begin = time.monotonic()
@@ -95,7 +103,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     await asyncio.gather(*pool)
     elapsed = time.monotonic() - begin
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(i not in completed for i in returned):
+    while time.monotonic() < deadline and any(i not in completed for i in returned):  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     listener.cancel()
     await ws.close()

@@ -131,16 +131,28 @@ class CpuMeter:
 class Proc:
     """One child process with its output in a log file; stopped with SIGTERM (then SIGKILL)."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str] | None = None,
-                 cwd: Path = REPO, stdout: int | None = None, stdin: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        cwd: Path = REPO,
+        stdout: int | None = None,
+        stdin: int | None = None,
+    ) -> None:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.log_path = LOG_DIR / f"{name}.log"
         full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
         with self.log_path.open("wb") as log:
             self.popen = subprocess.Popen(
-                args, env=full_env, cwd=cwd, stdout=stdout if stdout is not None else log,
-                stderr=log, stdin=stdin, preexec_fn=raise_nofile,
+                args,
+                env=full_env,
+                cwd=cwd,
+                stdout=stdout if stdout is not None else log,
+                stderr=log,
+                stdin=stdin,
+                preexec_fn=raise_nofile,
             )
 
     @property

@@ -29,9 +29,21 @@ def templates(ids: list[str]) -> list[bytes]:
     now = utcnow()
     out = []
     for job_id in ids:
-        job = Job(id=job_id, type="noop", owner="bench", payload=None, status=JobStatus.PROCESSING,
-                  version=987654321, attempts=1, progress=50.0, progress_message="@@TS@@",
-                  created_at=now, updated_at=now, started_at=now, lease_owner="bench-publisher")
+        job = Job(
+            id=job_id,
+            type="noop",
+            owner="bench",
+            payload=None,
+            status=JobStatus.PROCESSING,
+            version=987654321,
+            attempts=1,
+            progress=50.0,
+            progress_message="@@TS@@",
+            created_at=now,
+            updated_at=now,
+            started_at=now,
+            lease_owner="bench-publisher",
+        )
         out.append(dumps(event_to_dict(JobEvent.of(job, JobEventKind.PROGRESS, "@@TS@@"))))
     return out
 

@@ -42,12 +42,35 @@ def _rows(n: int) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], l
     now = utcnow()
     jobs, events, queue = [], [], []
     for _ in range(n):
-        job = Job(id=new_job_id(), type="noop", owner="bench", payload={"note": "x"},
-                  created_at=now, updated_at=now, enqueued_at=now)
+        job = Job(
+            id=new_job_id(),
+            type="noop",
+            owner="bench",
+            payload={"note": "x"},
+            created_at=now,
+            updated_at=now,
+            enqueued_at=now,
+        )
         us = to_micros(now)
         event = JobEvent.of(job, JobEventKind.CREATED, "submitted by bench")
-        jobs.append((job.id, job.type, job.owner, "PENDING", 1, us, us, None, us, None, None, None,
-                     dumps(job_to_dict(job)), dumps(job.payload)))
+        jobs.append(
+            (
+                job.id,
+                job.type,
+                job.owner,
+                "PENDING",
+                1,
+                us,
+                us,
+                None,
+                us,
+                None,
+                None,
+                None,
+                dumps(job_to_dict(job)),
+                dumps(job.payload),
+            )
+        )
         events.append((job.id, 1, us, "CREATED", job.type, job.owner, dumps(event_to_dict(event))))
         queue.append((job.id, job.type, 0, us, us))
     return jobs, events, queue
@@ -87,10 +110,25 @@ def worker_loop_rate(path: Path, jobs: int = 10_000, batch: int = 32) -> float:
         conn.executemany(INSERT_EVENT, event_rows)
         conn.executemany(INSERT_QUEUE, queue_rows)
         conn.execute("COMMIT")
-    claimed_job = Job(id=new_job_id(), type="noop", owner="bench", payload=None,
-                      status=JobStatus.PROCESSING, version=2, attempts=1)
-    done_job = Job(id=claimed_job.id, type="noop", owner="bench", payload=None,
-                   status=JobStatus.COMPLETED, version=3, attempts=1, result={"ok": True})
+    claimed_job = Job(
+        id=new_job_id(),
+        type="noop",
+        owner="bench",
+        payload=None,
+        status=JobStatus.PROCESSING,
+        version=2,
+        attempts=1,
+    )
+    done_job = Job(
+        id=claimed_job.id,
+        type="noop",
+        owner="bench",
+        payload=None,
+        status=JobStatus.COMPLETED,
+        version=3,
+        attempts=1,
+        result={"ok": True},
+    )
     claimed_doc, done_doc = dumps(job_to_dict(claimed_job)), dumps(job_to_dict(done_job))
     started_doc = dumps(event_to_dict(JobEvent.of(claimed_job, JobEventKind.STARTED)))
     completed_doc = dumps(event_to_dict(JobEvent.of(done_job, JobEventKind.COMPLETED)))
@@ -99,26 +137,38 @@ def worker_loop_rate(path: Path, jobs: int = 10_000, batch: int = 32) -> float:
     while True:
         now_us = time.time_ns() // 1000
         conn.execute("BEGIN IMMEDIATE")
-        ids = [r[0] for r in conn.execute(
-            "SELECT job_id FROM queue WHERE type IN ('noop') AND dead = 0 AND visible_us <= ?"
-            " ORDER BY priority DESC, seq LIMIT ?", (now_us, batch))]
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT job_id FROM queue WHERE type IN ('noop') AND dead = 0 AND visible_us <= ?"
+                " ORDER BY priority DESC, seq LIMIT ?",
+                (now_us, batch),
+            )
+        ]
         if not ids:
             conn.execute("COMMIT")
             break
-        conn.executemany("UPDATE queue SET receipt = 'r', visible_us = ?, receive_count = receive_count + 1"
-                         " WHERE job_id = ?", [(now_us + 300_000_000, i) for i in ids])
+        conn.executemany(
+            "UPDATE queue SET receipt = 'r', visible_us = ?, receive_count = receive_count + 1"
+            " WHERE job_id = ?",
+            [(now_us + 300_000_000, i) for i in ids],
+        )
         for job_id in ids:
             conn.execute("SELECT doc, payload FROM jobs WHERE id = ?", (job_id,)).fetchone()
             conn.execute(
                 "UPDATE jobs SET status = 'PROCESSING', version = 2, started_us = ?, doc = ?"
-                " WHERE id = ? AND version = 1", (now_us, claimed_doc, job_id))
+                " WHERE id = ? AND version = 1",
+                (now_us, claimed_doc, job_id),
+            )
             conn.execute(INSERT_EVENT, (job_id, 2, now_us, "STARTED", "noop", "bench", started_doc))
         conn.execute("COMMIT")
         conn.execute("BEGIN IMMEDIATE")
         for job_id in ids:
             conn.execute(
                 "UPDATE jobs SET status = 'COMPLETED', version = 3, completed_us = ?, doc = ?"
-                " WHERE id = ? AND version = 2", (now_us, done_doc, job_id))
+                " WHERE id = ? AND version = 2",
+                (now_us, done_doc, job_id),
+            )
             conn.execute(INSERT_EVENT, (job_id, 3, now_us, "COMPLETED", "noop", "bench", completed_doc))
             conn.execute("DELETE FROM queue WHERE job_id = ? AND receipt = 'r'", (job_id,))
         conn.execute("COMMIT")

@@ -65,10 +65,21 @@ def machine() -> str:
     if not commit:
         try:
             here = os.path.dirname(os.path.abspath(__file__))
-            commit = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],
-                                    capture_output=True, text=True, check=False).stdout.strip() or "?"
-            dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--", "core", "api", "workers"],
-                                   capture_output=True, text=True, check=False).stdout.strip()
+            commit = (
+                subprocess.run(
+                    ["git", "-C", here, "rev-parse", "--short", "HEAD"],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                ).stdout.strip()
+                or "?"
+            )
+            dirty = subprocess.run(
+                ["git", "-C", here, "status", "--porcelain", "--", "core", "api", "workers"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip()
             commit += " (with uncommitted changes in core/api/workers)" if dirty else ""
         except OSError:
             commit = "?"

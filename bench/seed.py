@@ -30,12 +30,23 @@ MILLION_FILE = "million-v1.sqlite3"
 MILLION = 1_000_000
 
 
-def submit_jobs(data_dir: Path, count: int, type: str = "noop", payload: dict[str, object] | None = None,
-                extra_env: dict[str, str] | None = None, chunk: int = 1000) -> list[str]:
+def submit_jobs(
+    data_dir: Path,
+    count: int,
+    type: str = "noop",
+    payload: dict[str, object] | None = None,
+    extra_env: dict[str, str] | None = None,
+    chunk: int = 1000,
+) -> list[str]:
     """Create ``count`` jobs in the data dir's store and queue; return their ids in order."""
     saved = dict(os.environ)
-    os.environ.update({"JOBPULSE_JOB_MODULES": "tests.support.jobtypes",
-                       "JOBPULSE_API_KEYS": f"{TOKEN}=bench:admin", **(extra_env or {})})
+    os.environ.update(
+        {
+            "JOBPULSE_JOB_MODULES": "tests.support.jobtypes",
+            "JOBPULSE_API_KEYS": f"{TOKEN}=bench:admin",
+            **(extra_env or {}),
+        }
+    )
     try:
         return _submit(data_dir, count, type, payload, chunk)
     finally:
@@ -43,7 +54,9 @@ def submit_jobs(data_dir: Path, count: int, type: str = "noop", payload: dict[st
         os.environ.update(saved)
 
 
-def _submit(data_dir: Path, count: int, type: str, payload: dict[str, object] | None, chunk: int) -> list[str]:
+def _submit(
+    data_dir: Path, count: int, type: str, payload: dict[str, object] | None, chunk: int
+) -> list[str]:
     from core.backends import open_backends
     from core.service import JobService, SubmitRequest
     from core.settings import Settings
@@ -104,27 +117,75 @@ def million(log: object = print) -> Path:
         for n in range(start, start + batch):
             created = first_us + n * step
             roll = rng.random()
-            status = JobStatus.COMPLETED if roll < 0.95 else JobStatus.FAILED if roll < 0.98 else JobStatus.CANCELLED
+            status = (
+                JobStatus.COMPLETED
+                if roll < 0.95
+                else JobStatus.FAILED
+                if roll < 0.98
+                else JobStatus.CANCELLED
+            )
             job_id, type_ = _job_id(created, rng), types[n % 4]
             started_us, done_us = created + 2_000, created + 2_000 + rng.randrange(1_000, 2_000_000)
-            base = {**template, "id": job_id, "type": type_, "created_at": created, "enqueued_at": created,
-                    "updated_at": created}
-            claimed = {**base, "status": "PROCESSING", "version": 2, "attempts": 1, "started_at": started_us,
-                       "updated_at": started_us, "lease_owner": "seed:1:abc"}
-            final = {**claimed, "status": status.value, "version": 3, "updated_at": done_us,
-                     "completed_at": done_us, "lease_owner": None,
-                     "result": {"ok": True, "n": n} if status is JobStatus.COMPLETED else None,
-                     "error": "always fails" if status is JobStatus.FAILED else None,
-                     "progress": 100.0 if status is JobStatus.COMPLETED else 0.0}
-            jobs.append((job_id, type_, "bench", status.value, 3, created, done_us, None, created, started_us,
-                         done_us, None, orjson.dumps(final), b'{"note":"seed"}'))
+            base = {
+                **template,
+                "id": job_id,
+                "type": type_,
+                "created_at": created,
+                "enqueued_at": created,
+                "updated_at": created,
+            }
+            claimed = {
+                **base,
+                "status": "PROCESSING",
+                "version": 2,
+                "attempts": 1,
+                "started_at": started_us,
+                "updated_at": started_us,
+                "lease_owner": "seed:1:abc",
+            }
+            final = {
+                **claimed,
+                "status": status.value,
+                "version": 3,
+                "updated_at": done_us,
+                "completed_at": done_us,
+                "lease_owner": None,
+                "result": {"ok": True, "n": n} if status is JobStatus.COMPLETED else None,
+                "error": "always fails" if status is JobStatus.FAILED else None,
+                "progress": 100.0 if status is JobStatus.COMPLETED else 0.0,
+            }
+            jobs.append(
+                (
+                    job_id,
+                    type_,
+                    "bench",
+                    status.value,
+                    3,
+                    created,
+                    done_us,
+                    None,
+                    created,
+                    started_us,
+                    done_us,
+                    None,
+                    orjson.dumps(final),
+                    b'{"note":"seed"}',
+                )
+            )
             for version, at, kind, doc, message in (
                 (1, created, "CREATED", base, "submitted by bench"),
                 (2, started_us, "STARTED", claimed, "attempt 1 of 3 on seed:1:abc"),
                 (3, done_us, kinds[status], final, None),
             ):
-                event = {"job_id": job_id, "version": version, "kind": kind, "at": at, "message": message,
-                         "level": None, "job": doc}
+                event = {
+                    "job_id": job_id,
+                    "version": version,
+                    "kind": kind,
+                    "at": at,
+                    "message": message,
+                    "level": None,
+                    "job": doc,
+                }
                 events.append((job_id, version, at, kind, type_, "bench", orjson.dumps(event)))
         conn.execute("BEGIN")
         conn.executemany(
@@ -132,8 +193,10 @@ def million(log: object = print) -> Path:
             " started_us, completed_us, idempotency_key, doc, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             jobs,
         )
-        conn.executemany("INSERT INTO events (job_id, version, at_us, kind, type, owner, doc)"
-                         " VALUES (?,?,?,?,?,?,?)", events)
+        conn.executemany(
+            "INSERT INTO events (job_id, version, at_us, kind, type, owner, doc) VALUES (?,?,?,?,?,?,?)",
+            events,
+        )
         conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()

@@ -121,9 +121,20 @@ def run_wrk(
         script_path = Path(f.name)
     try:
         proc = subprocess.Popen(
-            [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
-             "-s", str(script_path), url],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                wrk,
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{seconds:g}s",
+                "--timeout",
+                "10s",
+                "-s",
+                str(script_path),
+                url,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         meter = CpuMeter(server=server_pid).start()
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -139,7 +150,7 @@ def run_wrk(
     line = next((ln for ln in out.splitlines() if ln.startswith("@@WRK ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no summary:\n{out}")
-    data = json.loads(line[len("@@WRK "):])
+    data = json.loads(line[len("@@WRK ") :])
     return WrkResult(
         requests=data["requests"],
         seconds=data["duration_us"] / 1e6,

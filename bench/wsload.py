@@ -33,15 +33,24 @@ COMPRESSION: str | None = "deflate"
 
 async def open_graphql(url: str, job_id: str) -> ClientConnection:
     """A websocket with one ``jobUpdated`` subscription whose snapshot has arrived."""
-    ws = await connect(url, subprotocols=["graphql-transport-ws"], open_timeout=60, max_queue=64,  # type: ignore[list-item]
-                       compression=COMPRESSION)
-    await ws.send(orjson.dumps({"type": "connection_init",
-                                "payload": {"authorization": f"Bearer {TOKEN}"}}).decode())
+    ws = await connect(
+        url,
+        subprotocols=["graphql-transport-ws"],
+        open_timeout=60,
+        max_queue=64,  # type: ignore[list-item]
+        compression=COMPRESSION,
+    )
+    await ws.send(
+        orjson.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {TOKEN}"}}).decode()
+    )
     ack = orjson.loads(await ws.recv())
     if ack.get("type") != "connection_ack":
         raise RuntimeError(f"no connection_ack: {ack}")
-    await ws.send(orjson.dumps({"id": "1", "type": "subscribe",
-                                "payload": {"query": SUBSCRIBE, "variables": {"id": job_id}}}).decode())
+    await ws.send(
+        orjson.dumps(
+            {"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE, "variables": {"id": job_id}}}
+        ).decode()
+    )
     first = orjson.loads(await ws.recv())
     if first.get("type") != "next" or first["payload"].get("errors"):
         raise RuntimeError(f"subscription failed: {first}")
@@ -88,7 +97,7 @@ async def main_async(args: argparse.Namespace) -> None:
     raise_nofile()
     global COMPRESSION
     COMPRESSION = None if args.no_deflate else "deflate"
-    ids = json.loads(open(args.ids).read())[args.start:args.start + args.count]
+    ids = args.ids_list[args.start : args.start + args.count]
     commands = await stdin_lines()
     sockets = await open_all(args, ids)
     print(f"READY {len(sockets)}", flush=True)
@@ -126,6 +135,8 @@ def main() -> None:
     parser.add_argument("--bare", action="store_true")
     parser.add_argument("--no-deflate", action="store_true", help="do not offer permessage-deflate")
     args = parser.parse_args()
+    with open(args.ids) as f:
+        args.ids_list = json.load(f)
     try:
         import uvloop
     except ImportError:
