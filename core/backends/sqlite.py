@@ -115,6 +115,7 @@ class SqliteJobStore:
         if not self.transactional_queue or job.status is not JobStatus.PENDING or job.enqueued_at is not None:
             return job
         enqueue_in(conn, job, max(now_us, _micros(job.run_at) or 0))
+        self.db.queue_changed()  # wakes a waiting in-process receive once committed
         enqueued = replace(job, enqueued_at=job.updated_at)
         conn.execute(
             "UPDATE jobs SET enqueued_us = ?, doc = ? WHERE id = ?",

@@ -114,6 +114,20 @@ class SqliteDatabase:
         self._local = threading.local()
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="jobpulse-sqlite-reader")
         self._closed = False
+        # "Queue changed": set by an op on the writer thread (``queue_changed``), fired after COMMIT.
+        self._queue_flag = False
+        self._queue_listeners: list[Callable[[], None]] = []
+
+    def on_queue_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every commit in which an op enqueued (the queue's wake-up).
+
+        It runs on the event loop of the write that enqueued, after that write's caller is answered.
+        """
+        self._queue_listeners.append(listener)
+
+    def queue_changed(self) -> None:
+        """Called by an op (on the writer thread) that made a queue row receivable."""
+        self._queue_flag = True
 
     async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``op`` inside the next group transaction; returns once it is durably committed."""
@@ -164,23 +178,31 @@ class SqliteDatabase:
                     stopping = True
                     break
                 batch.append(item)
-            results = self._commit(conn, batch)
+            results, wake = self._commit(conn, batch)
             for (_, future), (ok, value) in zip(batch, results, strict=True):
                 try:
                     future.get_loop().call_soon_threadsafe(_settle, future, ok, value)
                 except RuntimeError:
                     pass  # the caller's event loop is gone (shutdown); the write is committed anyway
+            for loop in wake:
+                for listener in self._queue_listeners:
+                    try:
+                        loop.call_soon_threadsafe(listener)
+                    except RuntimeError:
+                        pass
         conn.close()
 
-    @staticmethod
     def _commit(
-        conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]
-    ) -> list[tuple[bool, Any]]:
+        self, conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]
+    ) -> tuple[list[tuple[bool, Any]], set[asyncio.AbstractEventLoop]]:
+        """Run and commit ``batch``; the results, and the loops of the ops that enqueued (to wake)."""
         results: list[tuple[bool, Any]] = []
+        wake: set[asyncio.AbstractEventLoop] = set()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for op, _ in batch:
+            for op, future in batch:
                 conn.execute("SAVEPOINT op")
+                self._queue_flag = False
                 try:
                     value = op(conn)
                 except Exception as exc:  # the op's own error goes to its caller only
@@ -192,13 +214,15 @@ class SqliteDatabase:
                 else:
                     conn.execute("RELEASE op")
                     results.append((True, value))
+                    if self._queue_flag:
+                        wake.add(future.get_loop())
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             error = BackendUnavailableError(f"SQLite commit failed: {exc}")
-            return [(False, error)] * len(batch)
-        return results
+            return [(False, error)] * len(batch), set()
+        return results, wake
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:

@@ -39,6 +39,8 @@ class SqliteJobQueue:
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
         self._changed = asyncio.Event()
+        # The store enqueues inside its own transactions (submit, retry): wake receivers then too.
+        db.on_queue_change(self._wake)
 
     def _wake(self) -> None:
         # Waiters hold the old event, which stays set; new waiters get a fresh one.
