@@ -262,10 +262,12 @@ class RedisEventBus:
             message = await pubsub.get_message(timeout=READ_POLL)
             if message is None:
                 continue
+            # Any message read proves the connection alive: under a backlog our PONG waits in line
+            # behind the published messages, and timing it out would reconnect and Resync everyone.
+            pinged_at = None
+            last_ping = time.monotonic()
             kind = message["type"]
-            if kind == "pong":
-                pinged_at = None
-            elif kind == "subscribe":
+            if kind == "subscribe":
                 waiting = self._confirmations.get(_text(message["channel"]))
                 if waiting:
                     future = waiting.popleft()

@@ -7,8 +7,11 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
+from core.backends import redis as redis_module
+from core.backends.codec import dumps, event_to_dict
 from core.backends.redis import RedisEventBus
 from core.errors import BackendUnavailableError
 from core.models import Job, JobEvent, JobEventKind, new_job_id
@@ -142,3 +145,48 @@ async def test_open_without_redis_is_backend_unavailable() -> None:
     """Opening the bus on a port nobody listens on raises ``BackendUnavailableError``."""
     with pytest.raises(BackendUnavailableError):
         await RedisEventBus.open(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+
+
+async def test_a_backlog_is_not_taken_for_a_dead_connection(
+    redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the reader works through a backlog (its PONG queued behind it), it neither reconnects nor resyncs."""
+    monkeypatch.setattr(redis_module, "PING_EVERY", 0.001)
+    monkeypatch.setattr(redis_module, "PONG_TIMEOUT", 0.1)
+    bus = await RedisEventBus.open(Settings(redis_url=redis_url, redis_channel_prefix=prefix))
+    count = 20_000
+    data = dumps(event_to_dict(make_event()))
+
+    def publish_backlog() -> None:
+        # From another thread, so the bus's event loop is free to read while the backlog piles up.
+        with SyncRedis.from_url(redis_url) as raw, raw.pipeline(transaction=False) as pipe:
+            for _ in range(count):
+                pipe.publish(f"{prefix}{ALL_EVENTS}", data)
+            pipe.execute()
+
+    delivered = 0
+    done = asyncio.Event()  # every message delivered, or the connection given up (resync_all)
+    deliver, resync_all = bus.fanout.deliver, bus.fanout.resync_all
+
+    def counting(topic: str, message: BusMessage) -> None:
+        nonlocal delivered
+        delivered += 1
+        if delivered == count:
+            done.set()
+        deliver(topic, message)
+
+    def resyncing(reason: str) -> None:
+        done.set()
+        resync_all(reason)
+
+    monkeypatch.setattr(bus.fanout, "deliver", counting)
+    monkeypatch.setattr(bus.fanout, "resync_all", resyncing)
+    try:
+        async with bus.subscribe([ALL_EVENTS]):
+            await asyncio.to_thread(publish_backlog)
+            await asyncio.wait_for(done.wait(), WAIT)
+    finally:
+        await bus.close()
+
+    # The subscription itself may fall behind (its own Resync); the connection must not be dropped.
+    assert (bus.reconnects, delivered) == (0, count)
