@@ -12,12 +12,15 @@ stored and shown but does not reorder deliveries within a type. Only the embedde
 strictly by priority. Job types are the unit of isolation here: a type with urgent work gets its
 own queue and workers (``jobpulse worker --types``).
 
-Receiving from several types at once: each round polls every type's queue concurrently and
-splits ``max_messages`` between them (the remainder rotates, so with more types than messages
-each type still gets its turn), so no type starves another and no round takes more than asked.
-With one type a round is one long poll of up to 20 s; with several, rounds are long polls of
-at most ``MULTI_TYPE_POLL_SECONDS``, repeated until something arrives or the wait is over (a
-round waits for all its polls, so a short round bounds the latency one idle queue adds).
+Receiving from several types at once: first a short poll of every type's queue, concurrently,
+splitting ``max_messages`` between them (the remainder rotates, so with more types than messages
+each type still gets its turn), so no type starves another; the shares that empty queues leave
+unused go to the queues that came back full. Only when all are empty do long polls (at most
+``MULTI_TYPE_POLL_SECONDS``) run, and the first to bring messages answers: one busy type among
+idle ones is not held to its share nor to the idle queues' polls. The polls still running are
+not cancelled (a cancelled ReceiveMessage may have taken messages on the server, hidden until
+their visibility timeout); what they bring is handed out by the next receives. With one type a
+round is one long poll of up to 20 s.
 """
 
 from __future__ import annotations
@@ -123,6 +126,9 @@ class SqsJobQueue:
         self._ensuring: dict[str, asyncio.Lock] = {}
         self._deletes = BatchDeleter(client)
         self._rotation = 0
+        # Multi-type receives: long polls still running, and messages received but not handed out.
+        self._in_flight: dict[str, asyncio.Task[list[Delivery]]] = {}
+        self._ready: dict[str, list[Delivery]] = {}
         #: messages dropped because their body was not a jobpulse message
         self.malformed_count = 0
 
@@ -165,6 +171,12 @@ class SqsJobQueue:
             await self._client.list_queues(QueueNamePrefix=self.prefix, MaxResults=1)
 
     async def close(self) -> None:
+        # Polls still running from a multi-type receive: what they took reappears after its
+        # visibility timeout (SQS's usual redelivery); nobody is left to hand it to.
+        for task in self._in_flight.values():
+            task.cancel()
+        await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+        self._in_flight.clear()
         await self._deletes.drain()
         await self._stack.aclose()
 
@@ -302,16 +314,88 @@ class SqsJobQueue:
             return []
         max_messages = max(1, min(10, max_messages))
         visibility = _seconds(visibility_seconds, MAX_VISIBILITY_SECONDS)
-        longest = MAX_LONG_POLL_SECONDS if len(types) == 1 else MULTI_TYPE_POLL_SECONDS
+        if len(types) == 1:
+            deadline = time.monotonic() + wait_seconds
+            while True:
+                wait = _seconds(
+                    min(MAX_LONG_POLL_SECONDS, deadline - time.monotonic()), MAX_LONG_POLL_SECONDS
+                )
+                deliveries = await self._receive_from(types[0], max_messages, wait, visibility)
+                if deliveries or time.monotonic() >= deadline:
+                    return deliveries
+        return await self._receive_many(list(types), max_messages, wait_seconds, visibility)
+
+    async def _receive_many(
+        self, types: list[str], max_messages: int, wait_seconds: float, visibility: int
+    ) -> list[Delivery]:
+        """Several types: answer as soon as any queue has messages, with up to ``max_messages``.
+
+        First a short poll of every type (shares split as in ``_shares``), and the shares the empty
+        types left unused go to the types that came back full. Only if that finds nothing, long polls
+        of every type; the first to bring messages answers. The others are never cancelled (a
+        cancelled ReceiveMessage may have taken messages on the server, hidden until their
+        visibility timeout): they run on, and what they bring is handed out by the next receives.
+        """
         deadline = time.monotonic() + wait_seconds
-        while True:
-            wait = _seconds(min(longest, deadline - time.monotonic()), longest)
-            shares = _shares(types, max_messages, self._rotation)
+        ready = self._take_ready(types, max_messages)
+        if ready:
+            return ready
+        await self._short_round(types, max_messages, visibility)
+        while not (ready := self._take_ready(types, max_messages)) and time.monotonic() < deadline:
+            wait = _seconds(
+                min(MULTI_TYPE_POLL_SECONDS, deadline - time.monotonic()), MULTI_TYPE_POLL_SECONDS
+            )
+            idle = [t for t in types if t not in self._in_flight]
+            for type, count in _shares(idle, max_messages, self._rotation) if idle else []:
+                task = asyncio.create_task(self._receive_from(type, count, wait, visibility))
+                self._in_flight[type] = task
             self._rotation = (self._rotation + 1) % len(types)
-            rounds = await asyncio.gather(*(self._receive_from(t, n, wait, visibility) for t, n in shares))
-            deliveries = [d for batch in rounds for d in batch]
-            if deliveries or time.monotonic() >= deadline:
-                return deliveries
+            polls = {self._in_flight[t] for t in types if t in self._in_flight}
+            remaining = max(0.0, deadline - time.monotonic())
+            # A poll may finish empty: keep waiting on the others until one brings something.
+            while polls and not any(self._ready.get(t) for t in types):
+                done, polls = await asyncio.wait(
+                    polls, timeout=remaining + CALL_READ_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    break
+                self._collect_done()
+        return ready
+
+    def _collect_done(self) -> None:
+        """Move finished background polls' messages to ``_ready`` (a failed poll raises here)."""
+        for type, task in list(self._in_flight.items()):
+            if task.done():
+                del self._in_flight[type]
+                self._ready.setdefault(type, []).extend(task.result())
+
+    def _take_ready(self, types: Sequence[str], max_messages: int) -> list[Delivery]:
+        self._collect_done()
+        taken: list[Delivery] = []
+        for type in types:
+            waiting = self._ready.get(type)
+            if waiting:
+                room = max_messages - len(taken)
+                taken.extend(waiting[:room])
+                del waiting[:room]
+        return taken
+
+    async def _short_round(self, types: list[str], max_messages: int, visibility: int) -> None:
+        """Short-poll the types with no poll in flight; the empty ones' shares go to the full ones."""
+        idle = [t for t in types if t not in self._in_flight]
+        if not idle:
+            return
+        shares = _shares(idle, max_messages, self._rotation)
+        self._rotation = (self._rotation + 1) % len(types)
+        while shares:
+            rounds = await asyncio.gather(*(self._receive_from(t, n, 0, visibility) for t, n in shares))
+            for (type, _), batch in zip(shares, rounds, strict=True):
+                self._ready.setdefault(type, []).extend(batch)
+            left = max_messages - sum(len(v) for t, v in self._ready.items() if t in types)
+            full = [t for (t, n), batch in zip(shares, rounds, strict=True) if len(batch) == n]
+            if left <= 0 or not full:
+                return
+            shares = _shares(full, left, 0)
 
     async def ack(self, delivery: Delivery) -> None:
         await self._deletes.delete(*_split(delivery.receipt))

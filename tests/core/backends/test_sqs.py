@@ -135,3 +135,32 @@ async def test_send_to_unreachable_sqs_is_backend_unavailable(unreachable: SqsJo
     """``send`` on an unreachable endpoint raises ``BackendUnavailableError`` (the sweeper sends later)."""
     with pytest.raises(BackendUnavailableError):
         await unreachable.send(job())
+
+
+async def test_receive_over_many_types_returns_the_busy_types_messages_promptly(sqs: SqsJobQueue) -> None:
+    """With one busy type among eight, one receive of 10 brings at least 5 of it without waiting on the idle ones."""
+    types = [f"t{i}" for i in range(8)]
+    await sqs.ensure_queues(types)
+    await asyncio.gather(*(sqs.send(job("t3")) for _ in range(20)))
+
+    started = asyncio.get_running_loop().time()
+    deliveries = await sqs.receive(types, 10, 10, 60)
+    elapsed = asyncio.get_running_loop().time() - started
+
+    assert len([d for d in deliveries if d.type == "t3"]) >= 5
+    assert elapsed < 1.0
+
+
+async def test_waiting_receive_over_many_types_answers_when_one_queue_gets_a_message(
+    sqs: SqsJobQueue,
+) -> None:
+    """A receive long-polling eight empty types returns a message sent to one of them before the others' polls end."""
+    types = [f"t{i}" for i in range(8)]
+    await sqs.ensure_queues(types)
+    receiving = asyncio.create_task(sqs.receive(types, 10, 10, 60))
+    sent = job("t5")
+    await sqs.send(sent)
+
+    deliveries = await asyncio.wait_for(receiving, 1.5)
+
+    assert [d.job_id for d in deliveries] == [sent.id]
