@@ -23,7 +23,7 @@ from strawberry.types import StreamExecutionResult
 
 from core.errors import BackendUnavailableError, ForbiddenError, UnauthenticatedError, UserFacingError
 
-__all__ = ["ErrorCodes", "auth_error", "coded_error", "is_unexpected", "log_unexpected"]
+__all__ = ["ErrorCodes", "auth_error", "coded_error", "coded_errors", "is_unexpected", "log_unexpected"]
 
 log = structlog.get_logger("jobpulse.api")
 
@@ -93,6 +93,11 @@ def _coded(error: GraphQLError) -> GraphQLError:
     )
 
 
+def coded_errors(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """``errors`` as the client sees them: each with ``extensions.code``, unexpected ones masked."""
+    return [_coded(e) for e in errors]
+
+
 class ErrorCodes(SchemaExtension):
     """Gives every error of a result an ``extensions.code`` and masks unexpected ones."""
 
@@ -101,7 +106,7 @@ class ErrorCodes(SchemaExtension):
     def _process(self, result: object) -> None:
         errors = getattr(result, "errors", None)
         if errors:
-            result.errors = [_coded(e) for e in errors]  # type: ignore[attr-defined]
+            result.errors = coded_errors(errors)  # type: ignore[attr-defined]
 
     def on_operation(self) -> Iterator[None]:
         self._streamed = False
