@@ -56,6 +56,7 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
     from api.app import create_app
     from api.auth import load_or_create_admin_token
     from core.alerts import run_alerter
+    from core.gc_tuning import tune_gc
     from core.logs import configure_logging
     from workers import run_workers
     from workers.registry import load_registry
@@ -70,6 +71,7 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
     token = load_or_create_admin_token(settings)
     background = [run_workers] if with_workers else [run_sweeper, run_alerter]
     application = create_app(settings, registry, background=background)
+    tune_gc()  # once the app is built: GC pauses were most of every p99 (core/gc_tuning.py)
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"[bold]jobpulse[/bold] on {base} — {_backend_summary(settings)}")
     console.print(f"  GraphiQL:  {base}/graphql")
@@ -133,6 +135,7 @@ def worker(
 
 async def _run_worker(settings: Settings, types: list[str] | None) -> None:
     from core.backends import open_backends
+    from core.gc_tuning import tune_gc
     from core.service import JobService
     from workers import run_workers
     from workers.registry import load_registry
@@ -152,6 +155,7 @@ async def _run_worker(settings: Settings, types: list[str] | None) -> None:
         )
         await backends.queue.ensure_queues([t.name for t in registry if not t.external])
         console.print(f"[bold]jobpulse worker[/bold] — {_backend_summary(settings)}")
+        tune_gc()  # once the service is built: fewer, shorter GC pauses (core/gc_tuning.py)
         await run_workers(service, stop, types=types)
 
 
