@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import select
 import subprocess
 import time
 from pathlib import Path
@@ -54,7 +55,9 @@ class Clients:
 
     def _line(self, proc: Proc, timeout: float) -> str:
         assert proc.popen.stdout is not None
-        # The deadline is the caller's: a client that dies prints nothing and ends its stdout.
+        ready, _, _ = select.select([proc.popen.stdout], [], [], timeout)
+        if not ready:
+            raise TimeoutError(f"{proc.name} said nothing in {timeout:.0f}s:\n{proc.output()}")
         line = proc.popen.stdout.readline().decode().strip()
         if not line:
             raise RuntimeError(f"{proc.name} ended:\n{proc.output()}")
