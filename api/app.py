@@ -14,8 +14,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from api.auth import Authenticator
 from api.dashboard import dashboard_routes
 from api.health import healthz, readyz
-from api.limits import BodySizeLimit
-from api.metrics import JobMetrics, SubscriptionGaugeMiddleware, metrics_routes
+from api.metrics import JobMetrics, metrics_routes
 from api.request_id import RequestIdMiddleware
 from api.schema import build_schema
 from api.view import GraphQLView
@@ -104,9 +103,11 @@ def create_app(
     return Starlette(
         routes=routes,
         middleware=[
-            Middleware(RequestIdMiddleware),
-            Middleware(SubscriptionGaugeMiddleware, metrics=metrics),
-            Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes),
+            Middleware(
+                RequestIdMiddleware,
+                subscriptions=metrics.subscriptions_open,
+                max_bytes=settings.max_request_bytes,
+            ),
         ],
         lifespan=lifespan,
     )

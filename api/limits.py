@@ -23,7 +23,6 @@ from graphql import (
     ValidationRule,
 )
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import (
     AddValidationRules,
     MaxTokensLimiter,
@@ -34,7 +33,7 @@ from strawberry.extensions import (
 
 from core.settings import Settings
 
-__all__ = ["BodySizeLimit", "ReportingParserCache", "alias_rule", "depth_rule", "limit_extensions"]
+__all__ = ["ReportingParserCache", "alias_rule", "body_refusal", "depth_rule", "limit_extensions"]
 
 #: distinct query texts whose parse and validation results are kept
 QUERY_CACHE_SIZE = 1024
@@ -165,62 +164,8 @@ def limit_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     ]
 
 
-class _BodyTooLargeError(Exception):
-    pass
-
-
-class BodySizeLimit:
-    """ASGI middleware answering 413 to an HTTP request body over ``max_bytes``.
-
-    The declared ``Content-Length`` is checked first; the bytes actually received are counted too,
-    for chunked bodies and for clients that lie.
-    """
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    def _refusal(self, status: int, message: str) -> JSONResponse:
-        code = "PAYLOAD_TOO_LARGE" if status == 413 else "BAD_REQUEST"
-        body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-        return JSONResponse(body, status_code=status)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None:
-            try:
-                length = int(declared)
-            except ValueError:
-                await self._refusal(400, "invalid Content-Length")(scope, receive, send)
-                return
-            if length > self.max_bytes:
-                await self._refusal(413, f"request body over {self.max_bytes} bytes")(scope, receive, send)
-                return
-
-        received = 0
-        started = False
-
-        async def counted_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLargeError
-            return message
-
-        async def tracked_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counted_receive, tracked_send)
-        except _BodyTooLargeError:
-            if started:
-                raise
-            await self._refusal(413, f"request body over {self.max_bytes} bytes")(scope, receive, send)
+def body_refusal(status: int, message: str) -> JSONResponse:
+    """The answer to a request body over the limit (413) or with an invalid length (400)."""
+    code = "PAYLOAD_TOO_LARGE" if status == 413 else "BAD_REQUEST"
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return JSONResponse(body, status_code=status)

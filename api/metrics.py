@@ -26,13 +26,13 @@ from prometheus_client.process_collector import ProcessCollector
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message
 
 from core.errors import BackendUnavailableError
 from core.models import JobEvent, JobEventKind
 from core.service import JobService
 
-__all__ = ["JobMetrics", "SubscriptionGaugeMiddleware", "metrics_routes"]
+__all__ = ["JobMetrics", "OpenSubscriptions", "metrics_routes"]
 
 log = structlog.get_logger("jobpulse.metrics")
 
@@ -202,52 +202,45 @@ _CLIENT_ENDS = frozenset({"complete", "stop"})
 _SERVER_ENDS = frozenset({"complete", "error"})
 
 
-class SubscriptionGaugeMiddleware:
-    """Keeps ``jobpulse_subscriptions_open`` at the number of operations open on websockets.
+class OpenSubscriptions:
+    """Keeps ``jobpulse_subscriptions_open`` at the number of operations open on one websocket.
 
     It reads only each message's ``type`` and ``id``: a subscription opens with the client's
-    ``subscribe`` and ends with either side's ``complete`` (or an ``error``), or when the socket closes.
+    ``subscribe`` and ends with either side's ``complete`` (or an ``error``), or when the socket
+    closes (``close``).
     """
 
-    def __init__(self, app: ASGIApp, metrics: JobMetrics) -> None:
-        self.app = app
-        self.gauge = metrics.subscriptions_open
+    __slots__ = ("gauge", "open_ids")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket":
-            await self.app(scope, receive, send)
-            return
-        open_ids: set[str] = set()
+    def __init__(self, gauge: Gauge) -> None:
+        self.gauge = gauge
+        self.open_ids: set[str] = set()
 
-        def track(text: str | None, starts: frozenset[str], ends: frozenset[str]) -> None:
-            if not text or not any(f'"{kind}"' in text for kind in starts | ends):
-                return  # cheap filter: most traffic is "next" payloads
-            try:
-                message = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                return
-            if not isinstance(message, dict) or not isinstance(message.get("id"), str):
-                return
-            kind, op_id = message.get("type"), message["id"]
-            if kind in starts and op_id not in open_ids:
-                open_ids.add(op_id)
-                self.gauge.inc()
-            elif kind in ends and op_id in open_ids:
-                open_ids.discard(op_id)
-                self.gauge.dec()
+    def received(self, message: Message) -> None:
+        if message["type"] == "websocket.receive":
+            self._track(message.get("text"), _STARTS, _CLIENT_ENDS)
 
-        async def tracked_receive() -> Message:
-            message = await receive()
-            if message["type"] == "websocket.receive":
-                track(message.get("text"), _STARTS, _CLIENT_ENDS)
-            return message
+    def sent(self, message: Message) -> None:
+        if message["type"] == "websocket.send":
+            self._track(message.get("text"), frozenset(), _SERVER_ENDS)
 
-        async def tracked_send(message: Message) -> None:
-            if message["type"] == "websocket.send":
-                track(message.get("text"), frozenset(), _SERVER_ENDS)
-            await send(message)
-
+    def _track(self, text: str | None, starts: frozenset[str], ends: frozenset[str]) -> None:
+        if not text or not any(f'"{kind}"' in text for kind in starts | ends):
+            return  # cheap filter: most traffic is "next" payloads
         try:
-            await self.app(scope, tracked_receive, tracked_send)
-        finally:
-            self.gauge.dec(len(open_ids))
+            message = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(message, dict) or not isinstance(message.get("id"), str):
+            return
+        kind, op_id = message.get("type"), message["id"]
+        if kind in starts and op_id not in self.open_ids:
+            self.open_ids.add(op_id)
+            self.gauge.inc()
+        elif kind in ends and op_id in self.open_ids:
+            self.open_ids.discard(op_id)
+            self.gauge.dec()
+
+    def close(self) -> None:
+        self.gauge.dec(len(self.open_ids))
+        self.open_ids.clear()

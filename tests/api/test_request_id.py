@@ -65,3 +65,16 @@ async def test_the_api_echoes_request_ids(server: Server) -> None:
         )
     assert len(health.headers["x-request-id"]) == 32
     assert graphql.headers["x-request-id"] == "r1"
+
+
+async def test_refusals_of_the_body_limit_carry_the_request_id(server: Server) -> None:
+    """A 413 from the body limit is answered by the same middleware: it has an X-Request-ID too."""
+    async with server.http() as client:
+        response = await client.post(
+            "/graphql",
+            content=b"x" * (server.app.state.settings.max_request_bytes + 1),
+            headers={"content-type": "application/json", "X-Request-ID": "big-1"},
+        )
+    assert response.status_code == 413
+    assert response.headers["x-request-id"] == "big-1"
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
