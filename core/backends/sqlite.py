@@ -111,17 +111,20 @@ class SqliteJobStore:
     async def close(self) -> None:
         """The database is closed by whoever opened it (it is shared with the queue)."""
 
-    def _enqueue_if_needed(self, conn: sqlite3.Connection, job: Job, now_us: int) -> Job:
+    def _with_enqueued_at(self, job: Job) -> Job:
+        """``job`` as it is written: a PENDING job without a message gets one in the same
+        transaction, so its row and doc carry ``enqueued_at`` from the start (one write, one encode)."""
         if not self.transactional_queue or job.status is not JobStatus.PENDING or job.enqueued_at is not None:
             return job
+        return replace(job, enqueued_at=job.updated_at)
+
+    def _enqueue(self, conn: sqlite3.Connection, job: Job, written: Job) -> None:
+        """The queue row for ``written`` if ``_with_enqueued_at`` marked it (``job`` was not)."""
+        if written is job:
+            return
+        now_us = to_micros(job.updated_at)
         enqueue_in(conn, job, max(now_us, _micros(job.run_at) or 0))
         self.db.queue_changed()  # wakes a waiting in-process receive once committed
-        enqueued = replace(job, enqueued_at=job.updated_at)
-        conn.execute(
-            "UPDATE jobs SET enqueued_us = ?, doc = ? WHERE id = ?",
-            (to_micros(job.updated_at), dumps(job_to_dict(enqueued)), job.id),
-        )
-        return enqueued
 
     async def insert(self, job: Job, event: JobEvent, idempotency_since: datetime) -> tuple[Job, bool]:
         def op(conn: sqlite3.Connection) -> tuple[Job, bool]:
@@ -134,12 +137,14 @@ class SqliteJobStore:
                 ).fetchone()
                 if row is not None:
                     return job_from_dict(loads(row[0]), loads(row[1])), False
+            written = self._with_enqueued_at(job)
             conn.execute(
                 f"INSERT INTO jobs ({_JOB_COLUMNS}, payload) VALUES ({', '.join('?' * 14)})",
-                (*_row(job), dumps(job.payload)),
+                (*_row(written), dumps(job.payload)),
             )
             _insert_event(conn, event)
-            return self._enqueue_if_needed(conn, job, to_micros(job.updated_at)), True
+            self._enqueue(conn, job, written)
+            return written, True
 
         return await self.db.write(op)
 
@@ -169,7 +174,8 @@ class SqliteJobStore:
 
     async def update(self, job: Job, expected_version: int, event: JobEvent | None) -> Job | None:
         def op(conn: sqlite3.Connection) -> Job | None:
-            row = _row(job)
+            written = self._with_enqueued_at(job)
+            row = _row(written)
             cursor = conn.execute(
                 "UPDATE jobs SET status = ?, version = ?, updated_us = ?, run_us = ?, enqueued_us = ?,"
                 " started_us = ?, completed_us = ?, doc = ? WHERE id = ? AND version = ?",
@@ -179,7 +185,8 @@ class SqliteJobStore:
                 return None
             if event is not None:
                 _insert_event(conn, event)
-            return self._enqueue_if_needed(conn, job, to_micros(job.updated_at))
+            self._enqueue(conn, job, written)
+            return written
 
         return await self.db.write(op)
 
