@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import strawberry
+from strawberry.types.arguments import InputContext
+from strawberry.types.base import get_object_definition
+from strawberry.utils.str_converters import to_camel_case
 
 from api.scalars import JSON
 from core.models import JobStatus
@@ -38,6 +43,29 @@ class SubmitJobInput:
             timeout_seconds=self.timeout_seconds,
             idempotency_key=self.idempotency_key,
         )
+
+
+def _fields(input_type: type) -> tuple[tuple[str, str], ...]:
+    """(GraphQL name, Python name) of each field of ``input_type`` (names in camelCase, as in the schema)."""
+    definition = get_object_definition(input_type, strict=True)
+    return tuple((f.graphql_name or to_camel_case(f.python_name), f.python_name) for f in definition.fields)
+
+
+_SUBMIT_FIELDS = _fields(SubmitJobInput)
+
+
+def _submit_job_input(cls: type, value: Mapping[str, Any], context: InputContext) -> Any:
+    """Build a ``SubmitJobInput`` straight from graphql-core's coerced value.
+
+    Every field is a leaf (strings, ints, the ``JSON`` scalar, whose ``parse_value`` already
+    checked the payload): nothing needs converting, so strawberry's generic per-field walk
+    (annotations resolved, names converted, each value dispatched on its type) is skipped. Fields
+    left out keep their defaults.
+    """
+    return cls(**{python: value[name] for name, python in _SUBMIT_FIELDS if name in value})
+
+
+get_object_definition(SubmitJobInput, strict=True).from_input = _submit_job_input
 
 
 def _aware(at: datetime | None) -> datetime | None:
