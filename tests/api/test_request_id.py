@@ -78,3 +78,11 @@ async def test_refusals_of_the_body_limit_carry_the_request_id(server: Server) -
     assert response.status_code == 413
     assert response.headers["x-request-id"] == "big-1"
     assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_the_access_line_is_logged_at_debug() -> None:
+    """Each request's "http request" line is a debug line (kept, but out of production's info logs)."""
+    with structlog.testing.capture_logs() as captured:
+        async with _client() as client:
+            await client.get("/context")
+    assert [e["log_level"] for e in captured if e["event"] == "http request"] == ["debug"]
