@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from api.client import ClientError, JobpulseClient
+from core.cursors import EventCursor
 
 __all__ = ["list_jobs", "show_stats", "stdout_console", "submit_job", "watch_job"]
 
@@ -29,8 +30,8 @@ mutation Submit($input: SubmitJobInput!) {
 """
 
 EVENTS = """
-subscription Watch($jobId: ID!) {
-  jobEvents(jobId: $jobId) {
+subscription Watch($jobId: ID!, $after: String) {
+  jobEvents(jobId: $jobId, after: $after) {
     cursor kind message
     job { id type status progress progressMessage attempts maxAttempts error result }
   }
@@ -72,7 +73,9 @@ async def watch_job(console: Console, url: str, token: str | None, job_id: str) 
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("", total=100, status=status)
         try:
-            async for data in client.subscribe(EVENTS, {"jobId": job_id}):
+            # From the job's first event: a fast job may have started (and logged) before we subscribed.
+            start = EventCursor(0, job_id, 0).encode()
+            async for data in client.subscribe(EVENTS, {"jobId": job_id, "after": start}):
                 event = data["jobEvents"]
                 job = event["job"]
                 status = job["status"]
