@@ -8,6 +8,7 @@ when the test ends is stopped. ``sqs_proxy`` puts a ``TcpProxy`` in front of mot
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -33,14 +34,27 @@ BASE_ENV = {
     "JOBPULSE_WAIT_TIME_SECONDS": "1",
     "JOBPULSE_LOG_FORMAT": "json",
 }
-#: what a worker's JSON log says once it runs
-WORKER_STARTED = '"event": "worker started"'
+#: the event a worker's JSON log has once it runs
+WORKER_STARTED = "worker started"
+
+
+def logged_events(output: str) -> set[str]:
+    """The ``event`` of every JSON log line in a process's output (other lines are skipped)."""
+    events = set()
+    for line in output.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("event"), str):
+            events.add(record["event"])
+    return events
 
 
 def wait_worker_started(process: JobpulseProcess, timeout: float = 30.0) -> None:
     """Poll a worker's log until it says it started (its queues exist; it receives from now on)."""
     deadline = time.monotonic() + timeout
-    while WORKER_STARTED not in process.output():
+    while WORKER_STARTED not in logged_events(process.output()):
         assert process.proc is not None
         if process.proc.poll() is not None:
             raise RuntimeError(f"the worker exited with {process.proc.returncode}:\n{process.output()}")
