@@ -400,39 +400,36 @@ class SqsJobQueue:
     async def ack(self, delivery: Delivery) -> None:
         await self._deletes.delete(*_split(delivery.receipt))
 
+    async def _change_visibility(self, delivery: Delivery, seconds: float) -> str | None:
+        """Hide the message for ``seconds`` more; ``None``, or why not when it is gone."""
+        url, handle = _split(delivery.receipt)
+        with _unavailable("ChangeMessageVisibility"):
+            try:
+                await self._client.change_message_visibility(
+                    QueueUrl=url,
+                    ReceiptHandle=handle,
+                    VisibilityTimeout=_seconds(seconds, MAX_VISIBILITY_SECONDS),
+                )
+            except ClientError as exc:
+                if not is_gone(exc):
+                    raise
+                return _code(exc)
+        return None
+
     async def release(self, delivery: Delivery, delay_seconds: float) -> None:
         """Visible again after the delay; if the receipt is no longer good, send a new message."""
-        url, handle = _split(delivery.receipt)
-        with _unavailable("ChangeMessageVisibility"):
-            try:
-                await self._client.change_message_visibility(
-                    QueueUrl=url,
-                    ReceiptHandle=handle,
-                    VisibilityTimeout=_seconds(delay_seconds, MAX_VISIBILITY_SECONDS),
-                )
-                return
-            except ClientError as exc:
-                if not is_gone(exc):
-                    raise
-                reason = _code(exc)
-        # The message is gone (acked elsewhere, or its 12 h are up): never lose the job.
-        log.info("receipt no longer valid; sending a new message", job_id=delivery.job_id, reason=reason)
-        await self._send(url, delivery.job_id, delivery.type, delay_seconds)
+        gone = await self._change_visibility(delivery, delay_seconds)
+        if gone is not None:
+            # The message is gone (acked elsewhere, or its 12 h are up): never lose the job.
+            log.info("receipt no longer valid; sending a new message", job_id=delivery.job_id, reason=gone)
+            url, _ = _split(delivery.receipt)
+            await self._send(url, delivery.job_id, delivery.type, delay_seconds)
 
     async def extend(self, delivery: Delivery, visibility_seconds: float) -> None:
-        url, handle = _split(delivery.receipt)
-        with _unavailable("ChangeMessageVisibility"):
-            try:
-                await self._client.change_message_visibility(
-                    QueueUrl=url,
-                    ReceiptHandle=handle,
-                    VisibilityTimeout=_seconds(visibility_seconds, MAX_VISIBILITY_SECONDS),
-                )
-            except ClientError as exc:
-                if not is_gone(exc):
-                    raise
-                # Nothing left to keep hidden; the job's lease in the store is what counts.
-                log.info("extend: message no longer held", job_id=delivery.job_id, reason=_code(exc))
+        gone = await self._change_visibility(delivery, visibility_seconds)
+        if gone is not None:
+            # Nothing left to keep hidden; the job's lease in the store is what counts.
+            log.info("extend: message no longer held", job_id=delivery.job_id, reason=gone)
 
     async def dead_letter(self, delivery: Delivery) -> None:
         """Send a copy to the DLQ first, then delete the original (a crash between: a duplicate)."""
