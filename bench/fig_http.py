@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import resource
 import sqlite3
+import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 from bench import raw_sqlite
-from bench.procs import PYTHON, TOKEN, Proc, free_port, jobpulse, scratch_dir
+from bench.procs import PYTHON, TOKEN, CpuMeter, Proc, free_port, jobpulse, scratch_dir
 from bench.report import Row
 from bench.seed import copy_million, submit_jobs
 from bench.wrk import WrkResult, run_wrk
@@ -48,9 +54,66 @@ def _drive(
     return result
 
 
+def _exact(
+    url: str, body: dict[str, object], pid: int, connections: int, seconds: float = SECONDS, marker: str = ""
+) -> WrkResult:
+    """Like ``_drive`` but with exact per-request percentiles (``bench/httpload.py``, no CO correction)."""
+    with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as f:
+        f.write(json.dumps(body).encode())
+        body_path = f.name
+    try:
+        args = [
+            PYTHON,
+            "-m",
+            "bench.httpload",
+            "--url",
+            url,
+            "--body",
+            body_path,
+            "--connections",
+            str(connections),
+            "--seconds",
+            str(seconds),
+            "--warmup",
+            "2",
+            "--token",
+            TOKEN,
+            "--marker",
+            marker,
+        ]
+        client = Proc(f"httpload-{os.getpid()}", args, stdout=subprocess.PIPE)
+        meter = CpuMeter(server=pid).start()
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out, _ = client.popen.communicate(timeout=seconds + 120)
+        cpu = meter.stop()
+        reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    finally:
+        os.unlink(body_path)
+    used = reaped.ru_utime + reaped.ru_stime - children.ru_utime - children.ru_stime
+    cpu["client"] = 100 * used / (time.monotonic() - meter.started)
+    if client.popen.returncode != 0:
+        raise RuntimeError(f"httpload failed:\n{client.output()}")
+    data = json.loads(out.decode().strip().splitlines()[-1])
+    if data["bad"]:
+        raise RuntimeError(f"{data['bad']} bad responses; e.g. {data['sample']}")
+    return WrkResult(
+        requests=data["requests"],
+        seconds=data["seconds"],
+        bad=0,
+        errors=0,
+        p50_ms=data["p50_ms"],
+        p90_ms=data["p90_ms"],
+        p99_ms=data["p99_ms"],
+        max_ms=data["max_ms"],
+        sample="",
+        cpu=cpu,
+    )
+
+
 def _cpu(result: WrkResult) -> str:
+    generator = "wrk" if "wrk" in result.cpu else "client"
     return (
-        f"server {result.cpu['server']:.0f}%, wrk {result.cpu['wrk']:.0f}% "
+        f"server {result.cpu['server']:.0f}%, {generator} {result.cpu[generator]:.0f}% "
         f"(machine {result.cpu['machine']:.0f}% of 200%)"
     )
 
@@ -97,9 +160,9 @@ def _submit_run(data: Path, name: str, connections: int = 64) -> tuple[WrkResult
     server, url = jobpulse("api", name, data)
     try:
         before = _stored_jobs(data)
-        submit = _drive(f"{url}/graphql", SUBMIT, server.pid, connections, marker='"status":"PENDING"')
+        submit = _exact(f"{url}/graphql", SUBMIT, server.pid, connections, marker='"status":"PENDING"')
         stored = _stored_jobs(data) - before
-        ceiling = _drive(
+        ceiling = _exact(
             f"{url}/graphql", TYPENAME, server.pid, connections, seconds=5, marker='"__typename":"Query"'
         )
     finally:
@@ -170,9 +233,9 @@ def figure8() -> list[Row]:
         server, url = jobpulse("api", "fig8-jobpulse", data)
         try:
             graphql = f"{url}/graphql"
-            floor = _drive(graphql, TYPENAME, server.pid, 1, seconds=5, marker='"__typename"')
-            listed = _drive(graphql, LIST, server.pid, 1, marker='"status":"COMPLETED"')
-            counted = _drive(graphql, LIST_COUNTED, server.pid, 1, seconds=5, marker='"totalCount"')
+            floor = _exact(graphql, TYPENAME, server.pid, 1, seconds=5, marker='"__typename"')
+            listed = _exact(graphql, LIST, server.pid, 1, marker='"status":"COMPLETED"')
+            counted = _exact(graphql, LIST_COUNTED, server.pid, 1, seconds=5, marker='"totalCount"')
         finally:
             server.stop()
         full_submit, _, _ = _submit_run(data, "fig8-full-submit")
