@@ -110,6 +110,8 @@ def main() -> None:
     parser.add_argument("--only", action="append", default=[], help="figure numbers, e.g. 4 or 6,7")
     parser.add_argument("--write", action="store_true", help="put the table in bench/README.md")
     args = parser.parse_args()
+    if args.write and args.only:
+        parser.error("--write replaces the whole table: run every figure (no --only)")
     os.environ.update(AWS_TEST_ENV)
     raise_nofile()
     # Seeding runs jobpulse's own code in this process: keep its info lines out of the table.
