@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.graphql import gql_http
-from tests.support.process import REPO, JobpulseProcess, free_port, jobpulse_command
+from tests.support.process import REPO, JobpulseProcess, jobpulse_command, serve_embedded
 
 ADMIN, ALICE, BOB = "cli-admin", "cli-alice", "cli-bob"
 KEYS = f"{ADMIN}=root:admin,{ALICE}=alice:user,{BOB}=bob:user"
@@ -24,16 +24,7 @@ RunCli = Callable[..., subprocess.CompletedProcess[str]]
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JobpulseProcess]:
     """``jobpulse serve`` with the test job types and an admin and two users."""
     tmp = tmp_path_factory.mktemp("cli")
-    port = free_port()
-    env = {
-        "JOBPULSE_DATA_DIR": str(tmp / "data"),
-        "JOBPULSE_PORT": str(port),
-        "JOBPULSE_API_KEYS": KEYS,
-        "JOBPULSE_JOB_MODULES": "tests.support.jobtypes",
-        "JOBPULSE_SHUTDOWN_GRACE_SECONDS": "1",
-        "JOBPULSE_LOG_FORMAT": "json",
-    }
-    process = JobpulseProcess(["serve"], env, tmp / "serve.log", port=port).start()
+    process = serve_embedded(tmp / "data", tmp / "serve.log", KEYS)
     yield process
     process.terminate()
 

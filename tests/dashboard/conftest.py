@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.support.graphql import gql_http
-from tests.support.process import REPO, JobpulseProcess, free_port
+from tests.support.process import REPO, JobpulseProcess, serve_embedded
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -34,16 +34,7 @@ expect.set_options(timeout=20_000)
 
 def serve(data_dir: Path, log: Path, port: int | None = None) -> JobpulseProcess:
     """``jobpulse serve`` on ``data_dir`` with the test job types (restart it with ``.restart()``)."""
-    port = port or free_port()
-    env = {
-        "JOBPULSE_DATA_DIR": str(data_dir),
-        "JOBPULSE_PORT": str(port),
-        "JOBPULSE_API_KEYS": KEYS,
-        "JOBPULSE_JOB_MODULES": "tests.support.jobtypes",
-        "JOBPULSE_SHUTDOWN_GRACE_SECONDS": "1",
-        "JOBPULSE_LOG_FORMAT": "json",
-    }
-    return JobpulseProcess(["serve"], env, log, port=port).start()
+    return serve_embedded(data_dir, log, KEYS, port=port)
 
 
 @pytest.fixture(scope="package")

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.support.graphql import JOB_FIELDS, follow_job, gql_http, subscribe
-from tests.support.process import JobpulseProcess, free_port
+from tests.support.process import JobpulseProcess, serve_embedded
 
 ADMIN, ALICE, BOB = "admin-secret", "alice-secret", "bob-secret"
 KEYS = f"{ADMIN}=root:admin,{ALICE}=alice:user,{BOB}=bob:user"
@@ -25,18 +25,9 @@ GET = f"query($id: ID!) {{ job(id: $id) {{ {JOB_FIELDS} }} }}"
 
 
 def serve(tmp_path: Path, **env: str) -> JobpulseProcess:
-    port = free_port()
-    environment = {
-        "JOBPULSE_DATA_DIR": str(tmp_path / "data"),
-        "JOBPULSE_PORT": str(port),
-        "JOBPULSE_API_KEYS": KEYS,
-        "JOBPULSE_JOB_MODULES": "tests.support.jobtypes",
-        "JOBPULSE_BACKOFF_BASE_SECONDS": "0.05",
-        "JOBPULSE_SHUTDOWN_GRACE_SECONDS": "1",
-        "JOBPULSE_LOG_FORMAT": "json",
-        **env,
-    }
-    return JobpulseProcess(["serve"], environment, tmp_path / "serve.log", port=port).start()
+    return serve_embedded(
+        tmp_path / "data", tmp_path / "serve.log", KEYS, JOBPULSE_BACKOFF_BASE_SECONDS="0.05", **env
+    )
 
 
 @pytest.fixture(scope="module")

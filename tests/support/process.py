@@ -94,3 +94,20 @@ class JobpulseProcess:
     def restart(self) -> JobpulseProcess:
         self.kill()
         return self.start()
+
+
+def serve_embedded(
+    data_dir: Path, log_path: Path, api_keys: str, *, port: int | None = None, **env: str
+) -> JobpulseProcess:
+    """A started ``jobpulse serve`` on the embedded backends with the test job types and ``api_keys``."""
+    port = port or free_port()
+    environment = {
+        "JOBPULSE_DATA_DIR": str(data_dir),
+        "JOBPULSE_PORT": str(port),
+        "JOBPULSE_API_KEYS": api_keys,
+        "JOBPULSE_JOB_MODULES": "tests.support.jobtypes",
+        "JOBPULSE_SHUTDOWN_GRACE_SECONDS": "1",
+        "JOBPULSE_LOG_FORMAT": "json",
+        **env,
+    }
+    return JobpulseProcess(["serve"], environment, log_path, port=port).start()
