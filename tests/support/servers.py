@@ -136,6 +136,16 @@ class Server:
             time.sleep(0.02)
 
 
+def _answers(port: int, request: bytes, expected: bytes) -> bool:
+    """Whether something on ``port`` answers ``request`` with a reply starting with ``expected``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(request)
+            return sock.recv(len(expected)).startswith(expected)
+    except OSError:
+        return False
+
+
 class RedisServer(Server):
     """``redis-server`` with no persistence."""
 
@@ -152,12 +162,7 @@ class RedisServer(Server):
         ]  # fmt: skip
 
     def ready(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
+        return _answers(self.port, b"PING\r\n", b"+PONG")
 
     @property
     def url(self) -> str:
@@ -176,12 +181,7 @@ class MotoServer(Server):
         return {**os.environ, **AWS_TEST_ENV}
 
     def ready(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"GET /moto-api/ HTTP/1.0\r\n\r\n")
-                return sock.recv(12).startswith(b"HTTP/")
-        except OSError:
-            return False
+        return _answers(self.port, b"GET /moto-api/ HTTP/1.0\r\n\r\n", b"HTTP/")
 
     @property
     def endpoint(self) -> str:
