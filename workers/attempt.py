@@ -112,9 +112,9 @@ class Attempt:
             log.warning("payload not readable", error=str(exc))
             await self._fail(f"payload not readable: {exc}", retryable=True)
             return
-        if self.job.cancel_requested:
-            # Requested while an earlier attempt ended some other way (failed, given back): honour it.
-            self.stop(Interrupt.CANCEL)
+        # A cancel left over from an earlier attempt never gets here: the claim decides CANCEL for
+        # it (Job.decide_claim); one requested after the claim reaches the handler via the bus or
+        # the worker's re-read (runtime._recheck_cancels) and the heartbeat.
         if self.interrupt is None:
             log.info("job started")
             task = self._task = asyncio.create_task(
