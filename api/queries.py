@@ -9,7 +9,9 @@ from api.fields import described_field
 from api.inputs import JobFilterInput
 from api.pagination import JobConnection
 from api.stats import JobStats
+from api.streams import RESYNC_WINDOW_MICROS
 from api.types import JobNode, JobTypeNode
+from core.cursors import EventCursor, to_micros
 from core.errors import ForbiddenError
 from core.ports import JobFilter
 
@@ -40,6 +42,16 @@ class Query:
     def job_types(self, info: Info) -> list[JobTypeNode]:
         _ = info.context.principal
         return [JobTypeNode.of(job_type) for job_type in info.context.service.registry]
+
+    @described_field(
+        "a jobEvents cursor for the present: subscribe with it before reading jobs, and every change "
+        "after the read arrives (it points a few seconds back, so changes still committing are not "
+        "missed; drop events older than the version you hold)"
+    )
+    def event_cursor(self, info: Info) -> str:
+        _ = info.context.principal
+        now = to_micros(info.context.service.clock())
+        return EventCursor(now - RESYNC_WINDOW_MICROS, "", 0).encode()
 
     @described_field("admin only")
     async def stats(self, info: Info) -> JobStats:

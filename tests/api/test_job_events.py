@@ -200,3 +200,19 @@ async def test_queries_and_mutations_work_over_the_websocket(server: Server) -> 
     assert created == {"submitJob": {"owner": "alice"}}
     assert forbidden.value.errors is not None
     assert forbidden.value.errors[0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_event_cursor_starts_a_feed_that_misses_nothing_after_it(server: Server) -> None:
+    """eventCursor, read before a listing, lets jobEvents replay every change made after it (the
+    dashboard's first load): here a job created between the cursor and the subscription."""
+    cursor = (await server.data(ALICE, "{ eventCursor }"))["eventCursor"]
+    between = await server.submit(ALICE)
+
+    async with server.ws(ALICE) as session:
+        feed = session.subscribe(JOB_EVENTS, after=cursor)
+        replayed = await feed.next()
+        await subscribed(server, 1)
+        await server.start(between)
+        live = await feed.next()
+
+    assert events([replayed, live]) == [(between, 1, "CREATED"), (between, 2, "STARTED")]

@@ -4,6 +4,8 @@
 export const JOB_FIELDS = `id type status progress progressMessage attempts maxAttempts priority owner version
   error createdAt updatedAt runAt startedAt completedAt`;
 
+const EVENT_CURSOR = `{ eventCursor }`;
+
 const FEED = `subscription Feed($after: String) {
   jobEvents(after: $after) { cursor kind at message level job { ${JOB_FIELDS} } }
 }`;
@@ -89,7 +91,18 @@ export class LiveFeed {
     this.emit("status", state, detail);
   }
 
-  start() {
+  /**
+   * Connect. The feed first asks for a cursor of the present, so it replays every change after that
+   * moment: views that read the store after `start()` resolves miss nothing in between (they keep
+   * only newer versions of a job, so the few seconds replayed twice are harmless).
+   */
+  async start() {
+    try {
+      this.cursor = (await gql(this.token, EVENT_CURSOR)).eventCursor;
+    } catch (err) {
+      console.warn("jobpulse: no starting cursor, the feed starts live", err);
+    }
+    if (this.stopped) return;
     const url = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/graphql`;
     let pongTimer = null;
     this.client = window.graphqlWs.createClient({

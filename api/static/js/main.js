@@ -112,7 +112,7 @@ function setConnection(state, detail) {
   }
 }
 
-function start(opened) {
+async function start(opened) {
   const feed = new LiveFeed(opened.token);
   session = { ...opened, feed, navigate, toast };
   nav.hidden = false;
@@ -129,8 +129,8 @@ function start(opened) {
     if (code === 4401) signOut(`${message} Sign in again.`);
   });
   setConnection("connecting");
-  feed.start();
-  route();
+  await feed.start(); // before the first read: see LiveFeed.start
+  if (session?.feed === feed) route();
 }
 
 function signOut(message = "") {
