@@ -61,14 +61,13 @@ class JobpulseSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
-        document = self._checked_documents.get(query) if query else None
+        document = self.checked_document(query) if query else None
         if document is not None and allowed_operation_types is not None:
             operation = get_operation_ast(document, operation_name)
             if operation is not None:
                 kind = OperationType(operation.operation.value)
                 if kind in _FAST_OPERATIONS and kind in allowed_operation_types:
-                    self._checked_documents.move_to_end(query)  # type: ignore[arg-type]
-                    return await self._execute_checked(
+                    return await self.execute_checked(
                         document,
                         variable_values,
                         context_value,
@@ -86,7 +85,14 @@ class JobpulseSchema(strawberry.Schema):
             operation_extensions,
         )
 
-    async def _execute_checked(
+    def checked_document(self, query: str) -> DocumentNode | None:
+        """The document of ``query`` if it has passed the limits and validation (and is kept)."""
+        document = self._checked_documents.get(query)
+        if document is not None:
+            self._checked_documents.move_to_end(query)
+        return document
+
+    async def execute_checked(
         self,
         document: DocumentNode,
         variable_values: dict[str, Any] | None,
@@ -95,6 +101,7 @@ class JobpulseSchema(strawberry.Schema):
         operation_name: str | None,
         operation_extensions: dict[str, Any] | None,
     ) -> ExecutionResult:
+        """Run a ``checked_document`` with graphql-core directly; errors coded as on the full path."""
         try:
             result = await await_maybe(
                 graphql_execute(
@@ -148,7 +155,7 @@ def _implements_resolve(extension: SchemaExtension) -> bool:
     return extension._implements_resolve()
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
+def build_schema(settings: Settings) -> JobpulseSchema:
     """The schema with the settings' query limits; ``jobpulse export-schema`` prints its SDL."""
     extensions: list[Any] = [*limit_extensions(settings), ErrorCodes]
     typed: list[type[SchemaExtension]] = extensions
