@@ -17,6 +17,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.utils.await_maybe import await_maybe
 
+from api import mutations
 from api.errors import ErrorCodes, coded_errors, log_unexpected
 from api.limits import QUERY_CACHE_SIZE, limit_extensions
 from api.mutations import Mutation
@@ -159,10 +160,15 @@ def build_schema(settings: Settings) -> JobpulseSchema:
     """The schema with the settings' query limits; ``jobpulse export-schema`` prints its SDL."""
     extensions: list[Any] = [*limit_extensions(settings), ErrorCodes]
     typed: list[type[SchemaExtension]] = extensions
-    return JobpulseSchema(
+    schema = JobpulseSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=typed,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
     )
+    mutation_type = schema._schema.mutation_type
+    assert mutation_type is not None
+    for name, resolve in mutations.DIRECT_RESOLVERS.items():
+        mutation_type.fields[name].resolve = resolve
+    return schema
