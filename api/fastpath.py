@@ -29,7 +29,7 @@ from strawberry.http import process_result
 from strawberry.types import ExecutionResult
 
 from api.auth import Authenticator
-from api.context import Context, payload_loader
+from api.context import Context
 from api.errors import auth_error
 from api.schema import JobpulseSchema
 from core.errors import UnauthenticatedError
@@ -149,7 +149,6 @@ class GraphQLFastPath:
             response=sub_response,
             service=service,
             authenticator=self.authenticator,
-            payloads=payload_loader(service.store),
         )
         context.authenticate(authorization.decode("latin-1") if authorization is not None else None)
         if context.auth_error is not None or context.identity is None:

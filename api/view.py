@@ -27,7 +27,7 @@ from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from strawberry.types.unset import UnsetType
 
 from api.auth import Authenticator
-from api.context import Context, payload_loader
+from api.context import Context
 from api.errors import auth_error
 from core.errors import ForbiddenError, UnauthenticatedError
 from core.service import JobService
@@ -77,7 +77,6 @@ class GraphQLView(GraphQL[Context, None]):
             response=response,
             service=service,
             authenticator=self.authenticator,
-            payloads=payload_loader(service.store),
         )
         if isinstance(request, Request):
             context.authenticate(request.headers.get("authorization"))
