@@ -108,15 +108,19 @@ class GraphQLFastPath:
                 break  # a disconnect: the view meets it as it always has
             body += message.get("body", b"")
             if not message.get("more_body", False):
-                answer = await self._answer(scope, body, authorization)
+                answer = await self._answer(Request(scope, _replay(received, receive)), body, authorization)
                 if answer is not None:
                     await answer(scope, receive, send)
                     return
                 break
         await self.app(scope, _replay(received, receive), send)
 
-    async def _answer(self, scope: Scope, body: bytes, authorization: bytes | None) -> Response | None:
-        """The view's response to this request, or ``None`` when the view must answer it."""
+    async def _answer(self, request: Request, body: bytes, authorization: bytes | None) -> Response | None:
+        """The view's response to ``request`` (whose ``body`` is read), or ``None`` for the view to answer.
+
+        ``request`` can still read its body (a replay), as the view's can: resolvers see the same
+        ``context.request``.
+        """
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -141,9 +145,8 @@ class GraphQLFastPath:
         if operation is None or operation.operation not in _FAST_KINDS:
             return None
 
-        request = Request(scope)
         sub_response = _sub_response()
-        service: JobService = scope["app"].state.service
+        service: JobService = request.app.state.service
         context = Context(
             request=request,
             response=sub_response,

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 import pytest
+from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Scope
 
 from api.fastpath import GraphQLFastPath
 from core.ports import JobFilter
@@ -42,11 +42,11 @@ class Switch:
         original = GraphQLFastPath._answer
 
         async def answer(
-            fast: GraphQLFastPath, scope: Scope, body: bytes, authorization: bytes | None
+            fast: GraphQLFastPath, request: Request, body: bytes, authorization: bytes | None
         ) -> Response | None:
             if not self.enabled:
                 return None
-            response = await original(fast, scope, body, authorization)
+            response = await original(fast, request, body, authorization)
             self.answered += response is not None
             return response
 
