@@ -61,12 +61,15 @@ def _is_json(content_type: bytes | None) -> bool:
     return content_type.split(b";", 1)[0].strip().lower() == b"application/json"
 
 
-def _sub_response() -> Response:
-    """The view's sub-response (``GraphQL.get_sub_response``): headers and status a resolver may set."""
-    response = Response()
-    response.status_code = None  # type: ignore[assignment]
-    del response.headers["content-length"]
-    return response
+class _SubResponse(Response):
+    """The view's sub-response (``GraphQL.get_sub_response``: no status, no headers, no body) where a
+    resolver may set headers and a status; made without ``Response``'s header setup, then removal."""
+
+    def __init__(self) -> None:  # everything Response.__init__ would set, set here
+        self.status_code = None  # type: ignore[assignment]
+        self.background = None
+        self.body = b""
+        self.raw_headers = []
 
 
 class GraphQLFastPath:
@@ -145,7 +148,7 @@ class GraphQLFastPath:
         if operation is None or operation.operation not in _FAST_KINDS:
             return None
 
-        sub_response = _sub_response()
+        sub_response = _SubResponse()
         service: JobService = request.app.state.service
         context = Context(
             request=request,

@@ -12,6 +12,7 @@ wrapper only for bodies of undeclared length); websockets get only what the gaug
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -33,10 +34,14 @@ _ACCEPTABLE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 log = structlog.get_logger("jobpulse.http")
 
 
+_PROCESS = os.urandom(8).hex()
+_issued = itertools.count()
+
+
 def _new_id() -> str:
-    """32 random hex digits: as unique as a ``uuid4().hex`` (128 random bits, not 122) at a third of
-    its cost, which every request pays."""
-    return os.urandom(16).hex()
+    """32 hex digits, unique without a system call per request: 64 random bits per process (made
+    at import), then a counter. Every request pays for this; ``uuid4().hex`` cost 3.6 µs."""
+    return f"{_PROCESS}{next(_issued):016x}"
 
 
 class _BodyTooLargeError(Exception):

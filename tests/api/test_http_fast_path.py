@@ -16,7 +16,8 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.fastpath import GraphQLFastPath
+from api.fastpath import GraphQLFastPath, _SubResponse
+from api.view import GraphQLView
 from core.ports import JobFilter
 from tests.api.helpers import ADMIN, ALICE, Server, make_jwt
 
@@ -188,3 +189,18 @@ async def test_other_routes_and_methods_pass_through(server: Server, switch: Swi
     assert get.json() == {"data": {"__typename": "Query"}}
     assert health.status_code == 405
     assert switch.answered == 1  # only the second `server.data` call, once its document was cached
+
+
+async def test_the_sub_response_is_the_views(server: Server) -> None:
+    route = next(r for r in server.app.routes if getattr(r, "path", None) == "/graphql")
+    view = route.endpoint  # type: ignore[attr-defined]
+    assert isinstance(view, GraphQLView)
+    theirs, ours = await view.get_sub_response(Request({"type": "http"})), _SubResponse()
+    assert (ours.status_code, ours.raw_headers, ours.background, ours.body) == (
+        theirs.status_code,
+        theirs.raw_headers,
+        theirs.background,
+        theirs.body,
+    )
+    ours.headers["x-set"] = "by a resolver"
+    assert ours.raw_headers == [(b"x-set", b"by a resolver")]
