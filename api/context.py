@@ -72,11 +72,18 @@ class Context:
     response: Response | WebSocket
     service: JobService
     authenticator: Authenticator
-    payloads: PayloadLoader
     identity: Identity | None = None
     auth_error: AuthError | None = None
     #: the ``connection_init`` payload, set by strawberry on websockets
     connection_params: dict[str, object] | None = field(default=None)
+    _payloads: PayloadLoader | None = field(default=None, init=False, repr=False)
+
+    @property
+    def payloads(self) -> PayloadLoader:
+        """The payload loader, made on first use: most requests never read a payload."""
+        if self._payloads is None:
+            self._payloads = payload_loader(self.service.store)
+        return self._payloads
 
     def authenticate(self, authorization: str | None) -> None:
         """Record who the ``Authorization`` value proves, or why it proves no one."""

@@ -16,7 +16,7 @@ from core.models import JobStatus
 from core.ports import JobFilter
 from core.service import SubmitRequest
 
-__all__ = ["JobFilterInput", "SubmitJobInput"]
+__all__ = ["JobFilterInput", "SubmitJobInput", "submit_request"]
 
 
 @strawberry.input
@@ -43,6 +43,25 @@ class SubmitJobInput:
             timeout_seconds=self.timeout_seconds,
             idempotency_key=self.idempotency_key,
         )
+
+
+def submit_request(value: Mapping[str, Any]) -> SubmitRequest:
+    """graphql-core's coerced ``SubmitJobInput`` value (camelCase keys) as the service's request.
+
+    What ``SubmitJobInput(...).to_request()`` gives for the same value, without building the
+    strawberry object first (the submit mutations' resolvers read their raw arguments). graphql-core
+    has already checked every field's type and filled the schema's defaults; the service checks
+    the rest (ranges, payload size, the job type) and refuses with the same ``UserError`` either way.
+    """
+    return SubmitRequest(
+        type=value["type"],
+        payload=value["payload"],
+        priority=value.get("priority") or 0,
+        delay_seconds=value.get("delaySeconds") or 0,
+        max_attempts=value.get("maxAttempts"),
+        timeout_seconds=value.get("timeoutSeconds"),
+        idempotency_key=value.get("idempotencyKey"),
+    )
 
 
 def _fields(input_type: type) -> tuple[tuple[str, str], ...]:

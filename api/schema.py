@@ -17,6 +17,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.utils.await_maybe import await_maybe
 
+from api import mutations
 from api.errors import ErrorCodes, coded_errors, log_unexpected
 from api.limits import QUERY_CACHE_SIZE, limit_extensions
 from api.mutations import Mutation
@@ -61,14 +62,13 @@ class JobpulseSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
-        document = self._checked_documents.get(query) if query else None
+        document = self.checked_document(query) if query else None
         if document is not None and allowed_operation_types is not None:
             operation = get_operation_ast(document, operation_name)
             if operation is not None:
                 kind = OperationType(operation.operation.value)
                 if kind in _FAST_OPERATIONS and kind in allowed_operation_types:
-                    self._checked_documents.move_to_end(query)  # type: ignore[arg-type]
-                    return await self._execute_checked(
+                    return await self.execute_checked(
                         document,
                         variable_values,
                         context_value,
@@ -86,7 +86,14 @@ class JobpulseSchema(strawberry.Schema):
             operation_extensions,
         )
 
-    async def _execute_checked(
+    def checked_document(self, query: str) -> DocumentNode | None:
+        """The document of ``query`` if it has passed the limits and validation (and is kept)."""
+        document = self._checked_documents.get(query)
+        if document is not None:
+            self._checked_documents.move_to_end(query)
+        return document
+
+    async def execute_checked(
         self,
         document: DocumentNode,
         variable_values: dict[str, Any] | None,
@@ -95,6 +102,7 @@ class JobpulseSchema(strawberry.Schema):
         operation_name: str | None,
         operation_extensions: dict[str, Any] | None,
     ) -> ExecutionResult:
+        """Run a ``checked_document`` with graphql-core directly; errors coded as on the full path."""
         try:
             result = await await_maybe(
                 graphql_execute(
@@ -148,14 +156,19 @@ def _implements_resolve(extension: SchemaExtension) -> bool:
     return extension._implements_resolve()
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
+def build_schema(settings: Settings) -> JobpulseSchema:
     """The schema with the settings' query limits; ``jobpulse export-schema`` prints its SDL."""
     extensions: list[Any] = [*limit_extensions(settings), ErrorCodes]
     typed: list[type[SchemaExtension]] = extensions
-    return JobpulseSchema(
+    schema = JobpulseSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=typed,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
     )
+    mutation_type = schema._schema.mutation_type
+    assert mutation_type is not None
+    for name, resolve in mutations.DIRECT_RESOLVERS.items():
+        mutation_type.fields[name].resolve = resolve
+    return schema

@@ -27,7 +27,7 @@ from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from strawberry.types.unset import UnsetType
 
 from api.auth import Authenticator
-from api.context import Context, payload_loader
+from api.context import Context
 from api.errors import auth_error
 from core.errors import ForbiddenError, UnauthenticatedError
 from core.service import JobService
@@ -61,6 +61,11 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self.authenticator = authenticator
 
+    @property
+    def stream_transports(self) -> bool:
+        """Whether an ``Accept`` header can turn a POST into a stream (SSE, multipart)."""
+        return bool(self._stream_transport_map)
+
     async def render_graphql_ide(self, request: Request) -> Response:
         """Our GraphiQL page: vendored (works offline) and with subscriptions that carry the token."""
         return HTMLResponse(_GRAPHIQL_PAGE, headers={"Cache-Control": "no-cache"})
@@ -72,7 +77,6 @@ class GraphQLView(GraphQL[Context, None]):
             response=response,
             service=service,
             authenticator=self.authenticator,
-            payloads=payload_loader(service.store),
         )
         if isinstance(request, Request):
             context.authenticate(request.headers.get("authorization"))
