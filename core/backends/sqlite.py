@@ -48,30 +48,50 @@ def _row(job: Job) -> tuple[Any, ...]:
     )
 
 
-def _insert_event(conn: sqlite3.Connection, event: JobEvent) -> None:
-    conn.execute(
-        "INSERT OR IGNORE INTO events (job_id, version, at_us, kind, type, owner, doc)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            event.job_id,
-            event.version,
-            to_micros(event.at),
-            event.kind.value,
-            event.type,
-            event.owner,
-            dumps(event_to_dict(event)),
-        ),
+_INSERT_JOB = f"INSERT INTO jobs ({_JOB_COLUMNS}, payload) VALUES ({', '.join('?' * 14)})"
+_INSERT_EVENT = (
+    "INSERT OR IGNORE INTO events (job_id, version, at_us, kind, type, owner, doc)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_ENQUEUE = (
+    "INSERT INTO queue (job_id, type, priority, seq, visible_us) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (job_id) DO UPDATE SET type = excluded.type, priority = excluded.priority,"
+    " visible_us = excluded.visible_us, receipt = NULL, dead = 0"
+)
+_IDEMPOTENT_HOLDER = (
+    "SELECT doc, payload FROM jobs WHERE owner = ? AND idempotency_key = ? AND created_us >= ?"
+    " ORDER BY created_us LIMIT 1"
+)
+
+
+def _event_row(event: JobEvent) -> tuple[Any, ...]:
+    return (
+        event.job_id,
+        event.version,
+        to_micros(event.at),
+        event.kind.value,
+        event.type,
+        event.owner,
+        dumps(event_to_dict(event)),
     )
+
+
+def _insert_event(conn: sqlite3.Connection, event: JobEvent) -> None:
+    conn.execute(_INSERT_EVENT, _event_row(event))
+
+
+def _queue_row(job: Job, visible_us: int) -> tuple[Any, ...]:
+    return (job.id, job.type, job.priority, to_micros(job.created_at), visible_us)
+
+
+def _visible_us(job: Job) -> int:
+    """When a job enqueued now becomes receivable: at once, or at its ``run_at``."""
+    return max(to_micros(job.updated_at), _micros(job.run_at) or 0)
 
 
 def enqueue_in(conn: sqlite3.Connection, job: Job, visible_us: int) -> None:
     """Put (or put back) ``job``'s one message in the queue table; shared with ``SqliteJobQueue``."""
-    conn.execute(
-        "INSERT INTO queue (job_id, type, priority, seq, visible_us) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (job_id) DO UPDATE SET type = excluded.type, priority = excluded.priority,"
-        " visible_us = excluded.visible_us, receipt = NULL, dead = 0",
-        (job.id, job.type, job.priority, to_micros(job.created_at), visible_us),
-    )
+    conn.execute(_ENQUEUE, _queue_row(job, visible_us))
 
 
 def _filter_sql(filter: JobFilter) -> tuple[str, list[Any]]:
@@ -98,6 +118,12 @@ def _filter_sql(filter: JobFilter) -> tuple[str, list[Any]]:
     return (" AND ".join(clauses) or "1"), params
 
 
+def _idempotent_holder(conn: sqlite3.Connection, owner: str, key: str, since_us: int) -> Job | None:
+    """The first job ``owner`` submitted with ``key`` at or after ``since_us``, if any."""
+    row = conn.execute(_IDEMPOTENT_HOLDER, (owner, key, since_us)).fetchone()
+    return None if row is None else job_from_dict(loads(row[0]), loads(row[1]))
+
+
 class SqliteJobStore:
     """Jobs and events in SQLite; enqueues in-transaction when ``transactional_queue`` is set."""
 
@@ -122,31 +148,75 @@ class SqliteJobStore:
         """The queue row for ``written`` if ``_with_enqueued_at`` marked it (``job`` was not)."""
         if written is job:
             return
-        now_us = to_micros(job.updated_at)
-        enqueue_in(conn, job, max(now_us, _micros(job.run_at) or 0))
+        enqueue_in(conn, job, _visible_us(job))
         self.db.queue_changed()  # wakes a waiting in-process receive once committed
 
     async def insert(self, job: Job, event: JobEvent, idempotency_since: datetime) -> tuple[Job, bool]:
+        since_us = to_micros(idempotency_since)
+
         def op(conn: sqlite3.Connection) -> tuple[Job, bool]:
             if job.idempotency_key is not None:
-                row = conn.execute(
-                    "SELECT doc, payload FROM jobs"
-                    " WHERE owner = ? AND idempotency_key = ? AND created_us >= ?"
-                    " ORDER BY created_us LIMIT 1",
-                    (job.owner, job.idempotency_key, to_micros(idempotency_since)),
-                ).fetchone()
-                if row is not None:
-                    return job_from_dict(loads(row[0]), loads(row[1])), False
+                holder = _idempotent_holder(conn, job.owner, job.idempotency_key, since_us)
+                if holder is not None:
+                    return holder, False
             written = self._with_enqueued_at(job)
-            conn.execute(
-                f"INSERT INTO jobs ({_JOB_COLUMNS}, payload) VALUES ({', '.join('?' * 14)})",
-                (*_row(written), dumps(job.payload)),
-            )
+            conn.execute(_INSERT_JOB, (*_row(written), dumps(job.payload)))
             _insert_event(conn, event)
             self._enqueue(conn, job, written)
             return written, True
 
         return await self.db.write(op)
+
+    async def insert_many(
+        self, items: Sequence[tuple[Job, JobEvent]], idempotency_since: datetime
+    ) -> list[tuple[Job, bool]]:
+        """One write op for the whole batch: a savepoint, one ``executemany`` per table, one commit.
+
+        The rows are encoded here, on the caller's loop, before the op is queued: the writer
+        thread (which every write of the process waits for) only looks up idempotency keys and
+        runs the statements. A key an earlier item of the batch holds is answered from the batch.
+        """
+        since_us = to_micros(idempotency_since)
+        prepared = [self._prepare(job, event) for job, event in items]
+
+        def op(conn: sqlite3.Connection) -> list[tuple[Job, bool]]:
+            answers: list[tuple[Job, bool]] = []
+            held: dict[tuple[str, str], Job] = {}
+            job_rows: list[tuple[Any, ...]] = []
+            event_rows: list[tuple[Any, ...]] = []
+            queue_rows: list[tuple[Any, ...]] = []
+            for written, job_row, event_row, queue_row in prepared:
+                key = written.idempotency_key
+                if key is not None:
+                    holder = held.get((written.owner, key))
+                    if holder is None:
+                        holder = _idempotent_holder(conn, written.owner, key, since_us)
+                    if holder is not None:
+                        held[written.owner, key] = holder
+                        answers.append((holder, False))
+                        continue
+                    held[written.owner, key] = written
+                answers.append((written, True))
+                job_rows.append(job_row)
+                event_rows.append(event_row)
+                if queue_row is not None:
+                    queue_rows.append(queue_row)
+            conn.executemany(_INSERT_JOB, job_rows)
+            conn.executemany(_INSERT_EVENT, event_rows)
+            if queue_rows:
+                conn.executemany(_ENQUEUE, queue_rows)
+                self.db.queue_changed()  # wakes a waiting in-process receive once committed
+            return answers
+
+        return await self.db.write(op) if prepared else []
+
+    def _prepare(
+        self, job: Job, event: JobEvent
+    ) -> tuple[Job, tuple[Any, ...], tuple[Any, ...], tuple[Any, ...] | None]:
+        """``job`` as written, its jobs row, its event's row and its queue row (if enqueued here)."""
+        written = self._with_enqueued_at(job)
+        queue_row = None if written is job else _queue_row(job, _visible_us(job))
+        return written, (*_row(written), dumps(job.payload)), _event_row(event), queue_row
 
     async def get(self, job_id: JobId) -> Job | None:
         def op(conn: sqlite3.Connection) -> Job | None:
