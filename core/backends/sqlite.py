@@ -12,10 +12,18 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from core.backends.codec import dumps, event_from_dict, event_to_dict, job_from_dict, job_to_dict, loads
+from core.backends.codec import (
+    dumps,
+    event_from_dict,
+    event_to_dict,
+    job_from_dict,
+    job_to_dict,
+    loads,
+    micros,
+)
 from core.backends.sqlite_db import SqliteDatabase
 from core.cursors import EventCursor, JobCursor, to_micros
-from core.models import Job, JobEvent, JobEventKind, JobId, JobStatus
+from core.models import Job, JobEvent, JobEventKind, JobId, JobStatus, JSONValue
 from core.ports import JobFilter, StoreStats, TypeCounts
 
 __all__ = ["SqliteJobStore"]
@@ -26,25 +34,23 @@ _JOB_COLUMNS = (
 )
 
 
-def _micros(value: datetime | None) -> int | None:
-    return None if value is None else to_micros(value)
-
-
-def _row(job: Job) -> tuple[Any, ...]:
+def _row(job: Job, fields: dict[str, JSONValue] | None = None) -> tuple[Any, ...]:
+    """The ``jobs`` row of ``job`` but its payload; ``fields``: its ``job_to_dict``, if made already."""
+    doc = job_to_dict(job) if fields is None else fields
     return (
         job.id,
         job.type,
         job.owner,
         job.status.value,
         job.version,
-        to_micros(job.created_at),
-        to_micros(job.updated_at),
-        _micros(job.run_at),
-        _micros(job.enqueued_at),
-        _micros(job.started_at),
-        _micros(job.completed_at),
+        doc["created_at"],
+        doc["updated_at"],
+        doc["run_at"],
+        doc["enqueued_at"],
+        doc["started_at"],
+        doc["completed_at"],
         job.idempotency_key,
-        dumps(job_to_dict(job)),
+        dumps(doc),
     )
 
 
@@ -64,16 +70,10 @@ _IDEMPOTENT_HOLDER = (
 )
 
 
-def _event_row(event: JobEvent) -> tuple[Any, ...]:
-    return (
-        event.job_id,
-        event.version,
-        to_micros(event.at),
-        event.kind.value,
-        event.type,
-        event.owner,
-        dumps(event_to_dict(event)),
-    )
+def _event_row(event: JobEvent, job: dict[str, JSONValue] | None = None) -> tuple[Any, ...]:
+    """The ``events`` row; ``job``: ``job_to_dict(event.job)``, if made already."""
+    doc = event_to_dict(event, job)
+    return (event.job_id, event.version, doc["at"], event.kind.value, event.type, event.owner, dumps(doc))
 
 
 def _insert_event(conn: sqlite3.Connection, event: JobEvent) -> None:
@@ -81,12 +81,12 @@ def _insert_event(conn: sqlite3.Connection, event: JobEvent) -> None:
 
 
 def _queue_row(job: Job, visible_us: int) -> tuple[Any, ...]:
-    return (job.id, job.type, job.priority, to_micros(job.created_at), visible_us)
+    return (job.id, job.type, job.priority, micros(job.created_at), visible_us)
 
 
 def _visible_us(job: Job) -> int:
     """When a job enqueued now becomes receivable: at once, or at its ``run_at``."""
-    return max(to_micros(job.updated_at), _micros(job.run_at) or 0)
+    return max(micros(job.updated_at), 0 if job.run_at is None else micros(job.run_at))
 
 
 def enqueue_in(conn: sqlite3.Connection, job: Job, visible_us: int) -> None:
@@ -213,10 +213,20 @@ class SqliteJobStore:
     def _prepare(
         self, job: Job, event: JobEvent
     ) -> tuple[Job, tuple[Any, ...], tuple[Any, ...], tuple[Any, ...] | None]:
-        """``job`` as written, its jobs row, its event's row and its queue row (if enqueued here)."""
+        """``job`` as written, its jobs row, its event's row and its queue row (if enqueued here).
+
+        The job's fields are made into a dict once: its event (``JobEvent.of`` it, the same id and
+        version) carries the same job, and the row as written differs at most by ``enqueued_at``.
+        """
+        fields = job_to_dict(job)
         written = self._with_enqueued_at(job)
-        queue_row = None if written is job else _queue_row(job, _visible_us(job))
-        return written, (*_row(written), dumps(job.payload)), _event_row(event), queue_row
+        doc, queue_row = fields, None
+        if written is not job:
+            doc = {**fields, "enqueued_at": fields["updated_at"]}  # as ``_with_enqueued_at`` sets it
+            queue_row = _queue_row(job, _visible_us(job))
+        same = event.job_id == job.id and event.version == job.version
+        event_row = _event_row(event, fields if same else None)
+        return written, (*_row(written, doc), dumps(job.payload)), event_row, queue_row
 
     async def get(self, job_id: JobId) -> Job | None:
         def op(conn: sqlite3.Connection) -> Job | None:
