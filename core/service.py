@@ -44,7 +44,14 @@ from core.models import (
 )
 from core.ports import CancelRequested, EventBus, JobFilter, JobQueue, JobStore, QueueDepth, StoreStats
 from core.settings import Settings
-from core.submission import MAX_DELAY_SECONDS, SubmitRequest, check_range, new_job, new_job_ids
+from core.submission import (
+    MAX_DELAY_SECONDS,
+    SubmitRequest,
+    check_range,
+    created_event,
+    new_job,
+    new_job_ids,
+)
 
 __all__ = ["ClaimResult", "JobPage", "JobService", "Stats", "SubmitRequest"]
 
@@ -162,12 +169,15 @@ class JobService:
         """Create a job (or return the one its idempotency key already made) and enqueue it."""
         now = self.clock()
         job = new_job(self.registry, self.settings, principal.subject, request, now)
-        job = await self._offload_payload(job)
+        payload = await self.blobs.offload(f"payloads/{job.id}", job.payload)
+        if payload is not job.payload:
+            assert isinstance(payload, dict)  # a reference
+            job = replace(job, payload=payload)
         event = JobEvent.of(job, JobEventKind.CREATED, f"submitted by {principal.subject}")
         window = timedelta(hours=self.settings.idempotency_window_hours)
         stored, created = await self.store.insert(job, event, now - window)
         if not created:
-            await self.blobs.discard(job.payload, request.payload)
+            await self.blobs.discard(payload, request.payload)
             return stored
         await self._publish(event)
         if stored.enqueued_at is None:
@@ -203,7 +213,7 @@ class JobService:
         since = valid[0][1].created_at - timedelta(hours=self.settings.idempotency_window_hours)
         jobs = [await self._offload_payload(job) for _, job in valid]
         message = f"submitted by {principal.subject}"
-        events = [JobEvent.of(job, JobEventKind.CREATED, message) for job in jobs]
+        events = [created_event(job, message) for job in jobs]
         stored = await self.store.insert_many(list(zip(jobs, events, strict=True)), since)
         sends: list[Coroutine[Any, Any, None]] = []
         for (index, original), job, event, answer in zip(valid, jobs, events, stored, strict=True):

@@ -11,8 +11,9 @@ import orjson
 
 from core.blobs import LargeValues
 from core.errors import PayloadTooLargeError, ValidationError
+from core.jobcopy import copy_job
 from core.jobtypes import JobTypeRegistry
-from core.models import Job, JobId, JSONValue, new_job_id
+from core.models import Job, JobEvent, JobEventKind, JobId, JSONValue, new_job_id
 from core.settings import Settings
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "MAX_TIMEOUT_SECONDS",
     "SubmitRequest",
     "check_range",
+    "created_event",
     "new_job",
     "new_job_ids",
 ]
@@ -54,6 +56,18 @@ def check_range(field: str, value: float, low: float, high: float) -> None:
     """Raise a ``ValidationError`` naming ``field`` unless ``low <= value <= high``."""
     if not low <= value <= high:
         raise ValidationError(f"{field} must be between {low} and {high}, got {value}", field=field)
+
+
+def created_event(job: Job, message: str) -> JobEvent:
+    """``JobEvent.of(job, JobEventKind.CREATED, message)``, its payload-less copy made by ``copy_job``."""
+    return JobEvent(
+        job_id=job.id,
+        version=job.version,
+        kind=JobEventKind.CREATED,
+        at=job.updated_at,
+        job=copy_job(job, payload=None),
+        message=message,
+    )
 
 
 def new_job_ids(count: int) -> list[JobId]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +22,7 @@ from core.backends.codec import (
 )
 from core.backends.sqlite_db import SqliteDatabase
 from core.cursors import EventCursor, JobCursor, to_micros
+from core.jobcopy import copy_job
 from core.models import Job, JobEvent, JobEventKind, JobId, JobStatus, JSONValue
 from core.ports import JobFilter, StoreStats, TypeCounts
 
@@ -142,7 +142,7 @@ class SqliteJobStore:
         transaction, so its row and doc carry ``enqueued_at`` from the start (one write, one encode)."""
         if not self.transactional_queue or job.status is not JobStatus.PENDING or job.enqueued_at is not None:
             return job
-        return replace(job, enqueued_at=job.updated_at)
+        return copy_job(job, enqueued_at=job.updated_at)
 
     def _enqueue(self, conn: sqlite3.Connection, job: Job, written: Job) -> None:
         """The queue row for ``written`` if ``_with_enqueued_at`` marked it (``job`` was not)."""
