@@ -243,7 +243,9 @@ class MongoJobStore:
             holder = answers[first]
             assert holder is not None
             answers[index] = (holder[0], False)
-        return [answer for answer in answers if answer is not None]
+        answered = [answer for answer in answers if answer is not None]
+        assert len(answered) == len(items)  # every item is sent, refused or a repeat
+        return answered
 
     async def _insert_jobs(self, docs: list[Document]) -> set[int]:
         """Insert ``docs`` unordered; the positions of those refused for a duplicate key."""
