@@ -79,6 +79,17 @@ class JobStore(Protocol):
         returns it with ``enqueued_at`` set; the caller then must not send it again.
         """
 
+    async def insert_many(
+        self, items: Sequence[tuple[Job, JobEvent]], idempotency_since: datetime
+    ) -> list[tuple[Job, bool]]:
+        """``insert`` of each (job, CREATED event) in order, as one write: one answer per item.
+
+        Exactly what ``insert`` one after the other would answer: an item whose owner and
+        idempotency key an earlier item of the same call (or a stored job since
+        ``idempotency_since``) already holds gets that job and ``False``. Either every item is
+        answered or the call raises (a failed store call may still have written some of them).
+        """
+
     async def get(self, job_id: JobId) -> Job | None: ...
 
     async def get_many(self, job_ids: Sequence[JobId]) -> dict[JobId, Job]: ...

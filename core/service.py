@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -43,7 +44,14 @@ from core.models import (
 )
 from core.ports import CancelRequested, EventBus, JobFilter, JobQueue, JobStore, QueueDepth, StoreStats
 from core.settings import Settings
-from core.submission import MAX_DELAY_SECONDS, SubmitRequest, check_range, new_job
+from core.submission import (
+    MAX_DELAY_SECONDS,
+    SubmitRequest,
+    check_range,
+    created_event,
+    new_job,
+    new_job_ids,
+)
 
 __all__ = ["ClaimResult", "JobPage", "JobService", "Stats", "SubmitRequest"]
 
@@ -179,19 +187,64 @@ class JobService:
     async def submit_many(
         self, principal: Principal, requests: Sequence[SubmitRequest]
     ) -> list[Job | UserFacingError]:
-        """Submit each request on its own: the valid ones are created even if others are refused."""
+        """Submit each request on its own: the valid ones are created even if others are refused.
+
+        The answers are those of ``submit`` called once per request, in order (an idempotency key
+        repeated within the call returns the job its first use made), but the valid jobs are
+        stored by one ``insert_many``: one write, not one per job.
+        """
         if len(requests) > self.settings.max_batch_size:
             raise ValidationError(
                 f"at most {self.settings.max_batch_size} jobs per call, got {len(requests)}", field="inputs"
             )
-
-        async def one(request: SubmitRequest) -> Job | UserFacingError:
+        answers: list[Job | UserFacingError] = []
+        valid: list[tuple[int, Job]] = []
+        ids = new_job_ids(len(requests))
+        for request, job_id in zip(requests, ids, strict=True):
             try:
-                return await self.submit(principal, request)
+                job = new_job(self.registry, self.settings, principal.subject, request, self.clock(), job_id)
             except UserFacingError as exc:
-                return exc
+                answers.append(exc)
+                continue
+            valid.append((len(answers), job))
+            answers.append(job)
+        if not valid:
+            return answers
+        since = valid[0][1].created_at - timedelta(hours=self.settings.idempotency_window_hours)
+        jobs = [await self._offload_payload(job) for _, job in valid]
+        message = f"submitted by {principal.subject}"
+        events = [created_event(job, message) for job in jobs]
+        stored = await self.store.insert_many(list(zip(jobs, events, strict=True)), since)
+        sends: list[Coroutine[Any, Any, None]] = []
+        for (index, original), job, event, answer in zip(valid, jobs, events, stored, strict=True):
+            written, created = answer
+            answers[index] = written
+            if not created:
+                await self.blobs.discard(job.payload, original.payload)
+            elif written.enqueued_at is None:
+                # Network round trips (distributed mode): one task per job, as ``submit`` each.
+                sends.append(self._publish_and_send(event, written))
+            else:
+                await self._publish(event)
+        if sends:
+            await asyncio.gather(*sends)
+        return answers
 
-        return list(await asyncio.gather(*(one(r) for r in requests)))
+    async def _offload_payload(self, job: Job) -> Job:
+        """``job`` with its payload stored as a blob and referred to, if large (as ``submit`` does).
+
+        Awaited one job after the other: a payload kept inline costs no suspension (a task each
+        would cost more than the rest of the job's submission); only large ones wait for a put.
+        """
+        payload = await self.blobs.offload(f"payloads/{job.id}", job.payload)
+        if payload is job.payload:
+            return job
+        assert isinstance(payload, dict)  # a reference
+        return replace(job, payload=payload)
+
+    async def _publish_and_send(self, event: JobEvent, job: Job) -> None:
+        await self._publish(event)
+        await self._send(job)
 
     # -- reading --------------------------------------------------------------------------
     async def get(self, principal: Principal, job_id: JobId) -> Job | None:

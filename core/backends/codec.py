@@ -5,7 +5,7 @@ The payload is kept apart: it is immutable, can be large, and events never carry
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import orjson
@@ -13,9 +13,19 @@ import orjson
 from core.cursors import from_micros, to_micros
 from core.models import Job, JobEvent, JobEventKind, JobStatus, JSONObject, JSONValue, LogLevel
 
-__all__ = ["dumps", "event_from_dict", "event_to_dict", "job_from_dict", "job_to_dict", "loads"]
+__all__ = [
+    "dumps",
+    "event_from_dict",
+    "event_to_dict",
+    "job_from_dict",
+    "job_to_dict",
+    "loads",
+    "micros",
+]
 
 _TIMES = ("created_at", "updated_at", "run_at", "started_at", "completed_at", "lease_until", "enqueued_at")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def dumps(value: object) -> bytes:
@@ -26,8 +36,19 @@ def loads(data: bytes | str) -> Any:
     return orjson.loads(data)
 
 
+def micros(at: datetime) -> int:
+    """``to_micros``, in a third of its time: every stored time of every job is encoded with it.
+
+    Subtracting two aware datetimes accounts for their offsets, and dividing the difference by
+    one microsecond is exact integer arithmetic on it. A naive time goes the long way.
+    """
+    if at.tzinfo is None:
+        return to_micros(at)
+    return (at - _EPOCH) // _MICROSECOND
+
+
 def _micros(value: datetime | None) -> int | None:
-    return None if value is None else to_micros(value)
+    return None if value is None else micros(value)
 
 
 def _time(value: object) -> datetime | None:
@@ -86,15 +107,16 @@ def job_from_dict(data: dict[str, Any], payload: JSONObject | None) -> Job:
     )
 
 
-def event_to_dict(event: JobEvent) -> dict[str, JSONValue]:
+def event_to_dict(event: JobEvent, job: dict[str, JSONValue] | None = None) -> dict[str, JSONValue]:
+    """The event with its job; ``job``: ``job_to_dict(event.job)`` if the caller has it already."""
     return {
         "job_id": event.job_id,
         "version": event.version,
         "kind": event.kind.value,
-        "at": to_micros(event.at),
+        "at": micros(event.at),
         "message": event.message,
         "level": event.level.value if event.level else None,
-        "job": job_to_dict(event.job),
+        "job": job_to_dict(event.job) if job is None else job,
     }
 
 

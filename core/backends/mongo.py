@@ -29,7 +29,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from core.backends.codec import dumps, event_from_dict, event_to_dict, job_from_dict, job_to_dict, loads
 from core.backends.mongo_schema import ensure_indexes
@@ -46,6 +46,7 @@ Document = dict[str, Any]
 DEFAULT_SERVER_SELECTION_MS = 5_000
 _CHUNK = 500
 _MAX_IDEMPOTENCY_ROUNDS = 10
+_DUPLICATE_KEY = 11000
 
 
 @contextmanager
@@ -82,6 +83,19 @@ def _job_document(job: Job) -> Document:
     if _needs_sending(job):
         doc["sweep_us"] = to_micros(job.updated_at)
     return doc
+
+
+def _duplicates(error: BulkWriteError, what: str) -> set[int]:
+    """The positions a bulk insert refused for a duplicate key; any other failure is raised.
+
+    A write concern error means the writes that did happen are not known to be durable.
+    """
+    details = error.details
+    others = [e for e in details.get("writeErrors", []) if e.get("code") != _DUPLICATE_KEY]
+    if others or details.get("writeConcernErrors"):
+        first = (others or details["writeConcernErrors"])[0]
+        raise BackendUnavailableError(f"MongoDB {what} failed: {first.get('errmsg', first)}") from error
+    return {e["index"] for e in details.get("writeErrors", [])}
 
 
 def _job(doc: Mapping[str, Any]) -> Job:
@@ -191,6 +205,68 @@ class MongoJobStore:
                 await self._insert_event(event)
                 return job, True
         raise ConflictError(f"idempotency key {job.idempotency_key!r} kept changing hands")
+
+    async def insert_many(
+        self, items: Sequence[tuple[Job, JobEvent]], idempotency_since: datetime
+    ) -> list[tuple[Job, bool]]:
+        """One unordered ``insert_many`` of the jobs, then one of their events.
+
+        Unordered, so that one duplicate key does not stop the documents after it. Which of two
+        documents with one key wins would then be the server's choice, so a key repeated within
+        the call is sent once: its later items get the answer of its first. A document refused
+        for a duplicate key (its key held by an earlier call, or a retried write of its own) goes
+        through ``insert``'s algorithm on its own; any other refusal fails the call.
+        """
+        answers: list[tuple[Job, bool] | None] = [None] * len(items)
+        first_of: dict[str, int] = {}
+        repeats: list[tuple[int, int]] = []
+        sent: list[int] = []
+        docs: list[Document] = []
+        for index, (job, _) in enumerate(items):
+            if job.idempotency_key is not None:
+                idem = _idem(job.owner, job.idempotency_key)
+                if idem in first_of:
+                    repeats.append((index, first_of[idem]))
+                    continue
+                first_of[idem] = index
+            sent.append(index)
+            docs.append(_job_document(job))
+        refused = await self._insert_jobs(docs)
+        inserted = [index for n, index in enumerate(sent) if n not in refused]
+        await self._insert_events([items[index][1] for index in inserted])
+        for index in inserted:
+            answers[index] = (items[index][0], True)
+        for n in sorted(refused):
+            index = sent[n]
+            answers[index] = await self.insert(*items[index], idempotency_since)
+        for index, first in repeats:
+            holder = answers[first]
+            assert holder is not None
+            answers[index] = (holder[0], False)
+        answered = [answer for answer in answers if answer is not None]
+        assert len(answered) == len(items)  # every item is sent, refused or a repeat
+        return answered
+
+    async def _insert_jobs(self, docs: list[Document]) -> set[int]:
+        """Insert ``docs`` unordered; the positions of those refused for a duplicate key."""
+        if not docs:
+            return set()
+        with _unavailable("insert_many"):
+            try:
+                await self.jobs.insert_many(docs, ordered=False)
+            except BulkWriteError as exc:
+                return _duplicates(exc, "insert_many")
+        return set()
+
+    async def _insert_events(self, events: list[JobEvent]) -> None:
+        """Insert the events unordered; one written before (a retried write) is harmless."""
+        if not events:
+            return
+        with _unavailable("insert_many of events"):
+            try:
+                await self.events.insert_many([_event_document(e) for e in events], ordered=False)
+            except BulkWriteError as exc:
+                _duplicates(exc, "insert_many of events")
 
     async def _idempotent_holder(self, job: Job, since: int) -> Job | None:
         """After a duplicate key: the job holding ``job``'s key within the window, if any.

@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from core.backends.codec import dumps, event_from_dict, event_to_dict, job_from_dict, job_to_dict, loads
+from core.backends.codec import (
+    dumps,
+    event_from_dict,
+    event_to_dict,
+    job_from_dict,
+    job_to_dict,
+    loads,
+    micros,
+)
 from core.backends.sqlite_db import SqliteDatabase
 from core.cursors import EventCursor, JobCursor, to_micros
-from core.models import Job, JobEvent, JobEventKind, JobId, JobStatus
+from core.jobcopy import copy_job
+from core.models import Job, JobEvent, JobEventKind, JobId, JobStatus, JSONValue
 from core.ports import JobFilter, StoreStats, TypeCounts
 
 __all__ = ["SqliteJobStore"]
@@ -26,52 +34,64 @@ _JOB_COLUMNS = (
 )
 
 
-def _micros(value: datetime | None) -> int | None:
-    return None if value is None else to_micros(value)
-
-
-def _row(job: Job) -> tuple[Any, ...]:
+def _row(job: Job, fields: dict[str, JSONValue] | None = None) -> tuple[Any, ...]:
+    """The ``jobs`` row of ``job`` but its payload; ``fields``: its ``job_to_dict``, if made already."""
+    doc = job_to_dict(job) if fields is None else fields
     return (
         job.id,
         job.type,
         job.owner,
         job.status.value,
         job.version,
-        to_micros(job.created_at),
-        to_micros(job.updated_at),
-        _micros(job.run_at),
-        _micros(job.enqueued_at),
-        _micros(job.started_at),
-        _micros(job.completed_at),
+        doc["created_at"],
+        doc["updated_at"],
+        doc["run_at"],
+        doc["enqueued_at"],
+        doc["started_at"],
+        doc["completed_at"],
         job.idempotency_key,
-        dumps(job_to_dict(job)),
+        dumps(doc),
     )
+
+
+_INSERT_JOB = f"INSERT INTO jobs ({_JOB_COLUMNS}, payload) VALUES ({', '.join('?' * 14)})"
+_INSERT_EVENT = (
+    "INSERT OR IGNORE INTO events (job_id, version, at_us, kind, type, owner, doc)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_ENQUEUE = (
+    "INSERT INTO queue (job_id, type, priority, seq, visible_us) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (job_id) DO UPDATE SET type = excluded.type, priority = excluded.priority,"
+    " visible_us = excluded.visible_us, receipt = NULL, dead = 0"
+)
+_IDEMPOTENT_HOLDER = (
+    "SELECT doc, payload FROM jobs WHERE owner = ? AND idempotency_key = ? AND created_us >= ?"
+    " ORDER BY created_us LIMIT 1"
+)
+
+
+def _event_row(event: JobEvent, job: dict[str, JSONValue] | None = None) -> tuple[Any, ...]:
+    """The ``events`` row; ``job``: ``job_to_dict(event.job)``, if made already."""
+    doc = event_to_dict(event, job)
+    return (event.job_id, event.version, doc["at"], event.kind.value, event.type, event.owner, dumps(doc))
 
 
 def _insert_event(conn: sqlite3.Connection, event: JobEvent) -> None:
-    conn.execute(
-        "INSERT OR IGNORE INTO events (job_id, version, at_us, kind, type, owner, doc)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            event.job_id,
-            event.version,
-            to_micros(event.at),
-            event.kind.value,
-            event.type,
-            event.owner,
-            dumps(event_to_dict(event)),
-        ),
-    )
+    conn.execute(_INSERT_EVENT, _event_row(event))
+
+
+def _queue_row(job: Job, visible_us: int) -> tuple[Any, ...]:
+    return (job.id, job.type, job.priority, micros(job.created_at), visible_us)
+
+
+def _visible_us(job: Job) -> int:
+    """When a job enqueued now becomes receivable: at once, or at its ``run_at``."""
+    return max(micros(job.updated_at), 0 if job.run_at is None else micros(job.run_at))
 
 
 def enqueue_in(conn: sqlite3.Connection, job: Job, visible_us: int) -> None:
     """Put (or put back) ``job``'s one message in the queue table; shared with ``SqliteJobQueue``."""
-    conn.execute(
-        "INSERT INTO queue (job_id, type, priority, seq, visible_us) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (job_id) DO UPDATE SET type = excluded.type, priority = excluded.priority,"
-        " visible_us = excluded.visible_us, receipt = NULL, dead = 0",
-        (job.id, job.type, job.priority, to_micros(job.created_at), visible_us),
-    )
+    conn.execute(_ENQUEUE, _queue_row(job, visible_us))
 
 
 def _filter_sql(filter: JobFilter) -> tuple[str, list[Any]]:
@@ -98,6 +118,12 @@ def _filter_sql(filter: JobFilter) -> tuple[str, list[Any]]:
     return (" AND ".join(clauses) or "1"), params
 
 
+def _idempotent_holder(conn: sqlite3.Connection, owner: str, key: str, since_us: int) -> Job | None:
+    """The first job ``owner`` submitted with ``key`` at or after ``since_us``, if any."""
+    row = conn.execute(_IDEMPOTENT_HOLDER, (owner, key, since_us)).fetchone()
+    return None if row is None else job_from_dict(loads(row[0]), loads(row[1]))
+
+
 class SqliteJobStore:
     """Jobs and events in SQLite; enqueues in-transaction when ``transactional_queue`` is set."""
 
@@ -116,37 +142,91 @@ class SqliteJobStore:
         transaction, so its row and doc carry ``enqueued_at`` from the start (one write, one encode)."""
         if not self.transactional_queue or job.status is not JobStatus.PENDING or job.enqueued_at is not None:
             return job
-        return replace(job, enqueued_at=job.updated_at)
+        return copy_job(job, enqueued_at=job.updated_at)
 
     def _enqueue(self, conn: sqlite3.Connection, job: Job, written: Job) -> None:
         """The queue row for ``written`` if ``_with_enqueued_at`` marked it (``job`` was not)."""
         if written is job:
             return
-        now_us = to_micros(job.updated_at)
-        enqueue_in(conn, job, max(now_us, _micros(job.run_at) or 0))
+        enqueue_in(conn, job, _visible_us(job))
         self.db.queue_changed()  # wakes a waiting in-process receive once committed
 
     async def insert(self, job: Job, event: JobEvent, idempotency_since: datetime) -> tuple[Job, bool]:
+        since_us = to_micros(idempotency_since)
+
         def op(conn: sqlite3.Connection) -> tuple[Job, bool]:
             if job.idempotency_key is not None:
-                row = conn.execute(
-                    "SELECT doc, payload FROM jobs"
-                    " WHERE owner = ? AND idempotency_key = ? AND created_us >= ?"
-                    " ORDER BY created_us LIMIT 1",
-                    (job.owner, job.idempotency_key, to_micros(idempotency_since)),
-                ).fetchone()
-                if row is not None:
-                    return job_from_dict(loads(row[0]), loads(row[1])), False
+                holder = _idempotent_holder(conn, job.owner, job.idempotency_key, since_us)
+                if holder is not None:
+                    return holder, False
             written = self._with_enqueued_at(job)
-            conn.execute(
-                f"INSERT INTO jobs ({_JOB_COLUMNS}, payload) VALUES ({', '.join('?' * 14)})",
-                (*_row(written), dumps(job.payload)),
-            )
+            conn.execute(_INSERT_JOB, (*_row(written), dumps(job.payload)))
             _insert_event(conn, event)
             self._enqueue(conn, job, written)
             return written, True
 
         return await self.db.write(op)
+
+    async def insert_many(
+        self, items: Sequence[tuple[Job, JobEvent]], idempotency_since: datetime
+    ) -> list[tuple[Job, bool]]:
+        """One write op for the whole batch: a savepoint, one ``executemany`` per table, one commit.
+
+        The rows are encoded here, on the caller's loop, before the op is queued: the writer
+        thread (which every write of the process waits for) only looks up idempotency keys and
+        runs the statements. A key an earlier item of the batch holds is answered from the batch.
+        """
+        since_us = to_micros(idempotency_since)
+        prepared = [self._prepare(job, event) for job, event in items]
+
+        def op(conn: sqlite3.Connection) -> list[tuple[Job, bool]]:
+            answers: list[tuple[Job, bool]] = []
+            held: dict[tuple[str, str], Job] = {}
+            job_rows: list[tuple[Any, ...]] = []
+            event_rows: list[tuple[Any, ...]] = []
+            queue_rows: list[tuple[Any, ...]] = []
+            for written, job_row, event_row, queue_row in prepared:
+                key = written.idempotency_key
+                if key is not None:
+                    holder = held.get((written.owner, key))
+                    if holder is None:
+                        holder = _idempotent_holder(conn, written.owner, key, since_us)
+                    if holder is not None:
+                        held[written.owner, key] = holder
+                        answers.append((holder, False))
+                        continue
+                    held[written.owner, key] = written
+                answers.append((written, True))
+                job_rows.append(job_row)
+                event_rows.append(event_row)
+                if queue_row is not None:
+                    queue_rows.append(queue_row)
+            conn.executemany(_INSERT_JOB, job_rows)
+            conn.executemany(_INSERT_EVENT, event_rows)
+            if queue_rows:
+                conn.executemany(_ENQUEUE, queue_rows)
+                self.db.queue_changed()  # wakes a waiting in-process receive once committed
+            return answers
+
+        return await self.db.write(op) if prepared else []
+
+    def _prepare(
+        self, job: Job, event: JobEvent
+    ) -> tuple[Job, tuple[Any, ...], tuple[Any, ...], tuple[Any, ...] | None]:
+        """``job`` as written, its jobs row, its event's row and its queue row (if enqueued here).
+
+        The job's fields are made into a dict once: its event (``JobEvent.of`` it, the same id and
+        version) carries the same job, and the row as written differs at most by ``enqueued_at``.
+        """
+        fields = job_to_dict(job)
+        written = self._with_enqueued_at(job)
+        doc, queue_row = fields, None
+        if written is not job:
+            doc = {**fields, "enqueued_at": fields["updated_at"]}  # as ``_with_enqueued_at`` sets it
+            queue_row = _queue_row(job, _visible_us(job))
+        same = event.job_id == job.id and event.version == job.version
+        event_row = _event_row(event, fields if same else None)
+        return written, (*_row(written, doc), dumps(job.payload)), event_row, queue_row
 
     async def get(self, job_id: JobId) -> Job | None:
         def op(conn: sqlite3.Connection) -> Job | None:

@@ -134,6 +134,83 @@ async def test_concurrent_same_key_inserts_make_one_job(store: JobStore) -> None
     assert await store.count_jobs(JobFilter()) == 1
 
 
+# -- bulk insert -------------------------------------------------------------------------------
+
+
+async def test_insert_many_stores_every_job_and_event_in_order(store: JobStore) -> None:
+    """``insert_many`` answers each item in order, and each job and its event read back equal."""
+    jobs = [make_job(at=BASE + timedelta(microseconds=i), owner=f"u{i % 2}") for i in range(5)]
+    jobs[3] = replace(jobs[3], run_at=BASE + timedelta(hours=1), priority=7)
+    answers = await store.insert_many([(j, created(j)) for j in jobs], LONG_AGO)
+    assert answers == [(j, True) for j in jobs]
+    assert await store.get_many([j.id for j in jobs]) == {j.id: j for j in jobs}
+    events = await store.list_events(after=None, limit=10)
+    assert events == [created(j) for j in jobs]
+
+
+async def test_insert_many_of_nothing_answers_nothing(store: JobStore) -> None:
+    """An empty batch writes nothing."""
+    assert await store.insert_many([], LONG_AGO) == []
+    assert await store.count_jobs(JobFilter()) == 0
+
+
+async def test_insert_many_answers_as_inserts_one_after_the_other(store: JobStore) -> None:
+    """Keys held before the call, repeated within it, of another owner, or older than the window:
+    each item gets what ``insert`` after the items before it would have answered."""
+    held = await add(store, make_job(key="held"))
+    stale = await add(store, make_job(key="stale", at=BASE - timedelta(hours=2)))
+    batch = [
+        make_job(key="held"),  # 0: the stored holder
+        make_job(key="twice"),  # 1: new
+        make_job(),  # 2: no key: new
+        make_job(key="twice"),  # 3: item 1's job
+        make_job(key="twice", owner="bob"),  # 4: another owner's key: new
+        make_job(key="stale"),  # 5: the holder is older than the window: new
+        make_job(key="stale"),  # 6: item 5's job
+        make_job(key="held"),  # 7: the stored holder again
+    ]
+    answers = await store.insert_many([(j, created(j)) for j in batch], BASE - timedelta(hours=1))
+    expected = [held, batch[1], batch[2], batch[1], batch[4], batch[5], batch[5], held]
+    assert [stored for stored, _ in answers] == expected
+    assert [new for _, new in answers] == [False, True, True, False, True, True, False, False]
+    assert await store.count_jobs(JobFilter()) == 2 + 4
+    assert await store.get(stale.id) == stale
+    for job in (batch[0], batch[3], batch[6], batch[7]):
+        assert await store.get(job.id) is None
+        assert await store.list_events(after=None, limit=10, job_id=job.id) == []
+
+
+async def test_concurrent_insert_many_with_shared_keys_make_one_job_per_key(store: JobStore) -> None:
+    """Concurrent batches naming the same keys create exactly one job per key, returned to all."""
+    keys = ["a", "b", "c"]
+    batches = [
+        [make_job(key=k, at=BASE + timedelta(microseconds=n)) for k in (keys if n % 2 else keys[::-1])]
+        for n in range(4)
+    ]
+    results = await asyncio.gather(
+        *(store.insert_many([(j, created(j)) for j in batch], LONG_AGO) for batch in batches)
+    )
+    holders: dict[str | None, set[str]] = {}
+    for answers in results:
+        for stored, _ in answers:
+            holders.setdefault(stored.idempotency_key, set()).add(stored.id)
+    assert {k: len(ids) for k, ids in holders.items()} == {"a": 1, "b": 1, "c": 1}
+    assert sum(new for answers in results for _, new in answers) == 3
+    assert await store.count_jobs(JobFilter()) == 3
+    assert len(await store.list_events(after=None, limit=10)) == 3
+
+
+async def test_insert_many_leaves_its_jobs_to_the_sweeper_until_marked(store: JobStore) -> None:
+    """Jobs of a batch are unsent PENDING jobs (the sweeper's) until each is marked enqueued."""
+    jobs = [make_job() for _ in range(3)]
+    await store.insert_many([(j, created(j)) for j in jobs], LONG_AGO)
+    await store.mark_enqueued(jobs[0].id, BASE)
+    found = await store.find_unenqueued(
+        updated_before=BASE + timedelta(seconds=1), run_before=BASE + timedelta(hours=1), limit=10
+    )
+    assert {j.id for j in found} == {jobs[1].id, jobs[2].id}
+
+
 # -- conditional update ------------------------------------------------------------------------
 
 

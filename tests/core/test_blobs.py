@@ -14,7 +14,7 @@ from core.backends.files import FileBlobStore
 from core.blobs import BLOB_KEY, BlobNotFoundError, BlobRef, LargeValues
 from core.errors import LeaseLostError, ValidationError
 from core.jobtypes import JobTypeRegistry
-from core.models import JobStatus, JSONValue, Principal
+from core.models import Job, JobStatus, JSONValue, Principal
 from core.service import JobService, SubmitRequest
 from core.settings import Settings
 from tests.support.jobtypes import JOB_TYPES
@@ -184,3 +184,27 @@ async def test_a_completion_that_lost_its_lease_deletes_its_blob(service: JobSer
         await service.complete(claim, {"rows": [BIG]})
 
     assert not list((tmp_path / "blobs").rglob("results/*/*.json"))
+
+
+async def test_submit_many_stores_large_payloads_as_references_and_drops_a_duplicates(
+    service: JobService, tmp_path: Path
+) -> None:
+    """As ``submit`` does for each: a large payload becomes a reference that resolves back, a small
+    one stays inline, and the blob of an input answered by an earlier job (same key) is deleted."""
+    answers = await service.submit_many(
+        ALICE,
+        [
+            SubmitRequest("noop", {"note": BIG}, idempotency_key="k"),
+            SubmitRequest("noop", {"note": "small"}),
+            SubmitRequest("noop", {"note": BIG + "y"}, idempotency_key="k"),
+        ],
+    )
+
+    first, small, again = answers
+    assert isinstance(first, Job) and isinstance(small, Job) and again == first
+    assert small.payload == {"note": "small"}
+    stored = await service.store.get(first.id)
+    assert stored is not None and BlobRef.of(stored.payload) is not None
+    assert await service.blobs.resolve(stored.payload) == {"note": BIG}
+    blobs = [p.name for p in (tmp_path / "blobs").rglob("payloads/*.json")]
+    assert len(blobs) == 1 and blobs[0].startswith(f"{first.id}-")

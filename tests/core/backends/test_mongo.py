@@ -6,8 +6,9 @@ import time
 from collections.abc import Callable
 
 import pytest
+from pymongo.errors import BulkWriteError
 
-from core.backends.mongo import MongoJobStore
+from core.backends.mongo import MongoJobStore, _duplicates
 from core.backends.mongo_schema import EVENTS_TTL_INDEX, JOBS_TTL_INDEX
 from core.errors import BackendUnavailableError
 from core.models import Job, JobEvent, JobEventKind, new_job_id, utcnow
@@ -65,3 +66,34 @@ async def test_open_fails_fast_when_mongodb_is_unreachable() -> None:
     with pytest.raises(BackendUnavailableError):
         await MongoJobStore.open(Settings(mongodb_url=url))
     assert time.monotonic() - started < 5
+
+
+async def test_insert_many_of_a_job_already_written_is_a_retried_write(
+    mongo_settings: Callable[..., Settings],
+) -> None:
+    """A job whose document is already there under its own id (a retried write that went
+    through) is answered as new, as ``insert`` answers it, with no second document or event."""
+    store = await MongoJobStore.open(mongo_settings())
+    try:
+        done, fresh = (Job(id=new_job_id(), type="noop", owner="alice", payload={}) for _ in range(2))
+        events = {j.id: JobEvent.of(j, JobEventKind.CREATED) for j in (done, fresh)}
+        await store.insert(done, events[done.id], utcnow())
+        answers = await store.insert_many([(done, events[done.id]), (fresh, events[fresh.id])], utcnow())
+        count = await store.jobs.count_documents({}), await store.events.count_documents({})
+    finally:
+        await store.close()
+    assert answers == [(done, True), (fresh, True)]
+    assert count == (2, 2)
+
+
+def test_a_bulk_refusal_other_than_a_duplicate_key_fails_the_call() -> None:
+    """Duplicate keys are answered item by item; any other write error or a write concern error
+    (the writes that happened may not be durable) is ``BackendUnavailableError``."""
+    duplicate = {"index": 1, "code": 11000, "errmsg": "E11000 duplicate key"}
+    assert _duplicates(BulkWriteError({"writeErrors": [duplicate], "writeConcernErrors": []}), "x") == {1}
+    invalid = {"index": 0, "code": 121, "errmsg": "Document failed validation"}
+    with pytest.raises(BackendUnavailableError, match="failed validation"):
+        _duplicates(BulkWriteError({"writeErrors": [duplicate, invalid], "writeConcernErrors": []}), "x")
+    concern = {"code": 64, "errmsg": "waiting for replication timed out"}
+    with pytest.raises(BackendUnavailableError, match="replication"):
+        _duplicates(BulkWriteError({"writeErrors": [duplicate], "writeConcernErrors": [concern]}), "x")
