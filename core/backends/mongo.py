@@ -13,9 +13,9 @@ right after it. There is no shared transaction with the queue: ``insert`` return
 
 Concurrent submissions share round trips (``GroupCommit``): ``insert`` writes its job alone,
 then its CREATED event in one ``insert_many`` with the events of the other submissions waiting
-at that moment, and ``mark_enqueued`` goes out in one unordered ``bulk_write`` with the other
-marks. Each caller still returns only once its own write is acknowledged, and learns its own
-write's fate.
+at that moment, and ``mark_enqueued`` goes out in one ``update_many`` with the other marks.
+Each caller still returns only once its own write is acknowledged, and learns its own write's
+fate.
 
 Idempotency is race-free without transactions: a job submitted with a key carries
 ``idem = owner NUL key``, under a unique partial index, so of two concurrent submissions exactly
@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import AsyncMongoClient, UpdateOne, WriteConcern
+from pymongo import AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
@@ -268,22 +268,22 @@ class MongoJobStore:
         return [None] * len(docs)
 
     async def mark_enqueued(self, job_id: JobId, at: datetime) -> None:
-        # Coalesced with concurrent marks into one bulk write (a lost mark costs one more send).
+        # Coalesced with concurrent marks into one update (a lost mark costs one more send).
         await self._marks.run("", (job_id, to_micros(at)))
 
     async def _mark_many(self, _: str, marks: list[tuple[JobId, int]]) -> list[None | BaseException]:
-        writes = [
-            UpdateOne(
-                {"_id": job_id, "status": JobStatus.PENDING.value, "enqueued_at": None},
-                {"$set": {"enqueued_at": at}, "$unset": {"sweep_us": ""}},
-            )
-            for job_id, at in marks
-        ]
+        """One ``update_many`` for the marks that waited together.
+
+        They all record the latest of their times: each job's message was sent by then (only
+        whether ``enqueued_at`` is set matters to the sweeper and to claims), and one statement
+        costs the server a fraction of one per job.
+        """
+        ids = list(dict.fromkeys(job_id for job_id, _ in marks))
+        query = {"_id": {"$in": ids}, "status": JobStatus.PENDING.value, "enqueued_at": None}
         with _unavailable("mark_enqueued"):
-            try:
-                await self.jobs.bulk_write(writes, ordered=False)
-            except BulkWriteError as exc:
-                return _bulk_outcomes("mark_enqueued", len(marks), exc)
+            await self.jobs.update_many(
+                query, {"$set": {"enqueued_at": max(at for _, at in marks)}, "$unset": {"sweep_us": ""}}
+            )
         return [None] * len(marks)
 
     # -- reads ------------------------------------------------------------------------------
