@@ -21,6 +21,11 @@ idle ones is not held to its share nor to the idle queues' polls. The polls stil
 not cancelled (a cancelled ReceiveMessage may have taken messages on the server, hidden until
 their visibility timeout); what they bring is handed out by the next receives. With one type a
 round is one long poll of up to 20 s.
+
+Sends and deletes are coalesced per queue like a group commit (``GroupCommit``): one made while
+another to the same queue is in flight waits for the next ``SendMessageBatch`` or
+``DeleteMessageBatch``, up to ten together. Idle, each goes out at once; each caller learns its
+own message's fate.
 """
 
 from __future__ import annotations
