@@ -53,7 +53,7 @@ Document = dict[str, Any]
 DEFAULT_SERVER_SELECTION_MS = 5_000
 _CHUNK = 500
 _MAX_IDEMPOTENCY_ROUNDS = 10
-_GROUP_LIMIT = 100  # writes per coalesced insert_many / bulk_write
+_GROUP_LIMIT = 100  # writes per coalesced insert_many / update_many
 _DUPLICATE_KEY = 11000
 
 
