@@ -11,6 +11,12 @@ conditional ``update_one`` on the version, then the event insert: the job first,
 right after it. There is no shared transaction with the queue: ``insert`` returns the job with
 ``enqueued_at=None`` and the service sends it; the sweeper covers a send that never happened.
 
+Concurrent submissions share round trips (``GroupCommit``): ``insert`` writes its job alone,
+then its CREATED event in one ``insert_many`` with the events of the other submissions waiting
+at that moment, and ``mark_enqueued`` goes out in one ``update_many`` with the other marks.
+Each caller still returns only once its own write is acknowledged, and learns its own write's
+fate.
+
 Idempotency is race-free without transactions: a job submitted with a key carries
 ``idem = owner NUL key``, under a unique partial index, so of two concurrent submissions exactly
 one insert succeeds and the other reads the winner. When the holder is older than the window,
@@ -32,6 +38,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from core.backends.codec import dumps, event_from_dict, event_to_dict, job_from_dict, job_to_dict, loads
+from core.backends.group_commit import GroupCommit
 from core.backends.mongo_schema import ensure_indexes
 from core.cursors import EventCursor, JobCursor, to_micros
 from core.errors import BackendUnavailableError, ConflictError
@@ -46,6 +53,7 @@ Document = dict[str, Any]
 DEFAULT_SERVER_SELECTION_MS = 5_000
 _CHUNK = 500
 _MAX_IDEMPOTENCY_ROUNDS = 10
+_GROUP_LIMIT = 100  # writes per coalesced insert_many / update_many
 _DUPLICATE_KEY = 11000
 
 
@@ -120,6 +128,24 @@ def _event_document(event: JobEvent) -> Document:
     }
 
 
+def _bulk_outcomes(what: str, count: int, exc: BulkWriteError) -> list[None | BaseException]:
+    """Each write's fate after a partly failed unordered bulk write.
+
+    A duplicate key is success (the document was written before: events are keyed by job id and
+    version). A write-concern error leaves every write of the batch unconfirmed: all failed.
+    """
+    details = exc.details
+    if details.get("writeConcernErrors"):
+        raise BackendUnavailableError(f"MongoDB {what} failed: {details['writeConcernErrors'][0]}") from exc
+    errors = {e["index"]: e for e in details.get("writeErrors", []) if e.get("code") != _DUPLICATE_KEY}
+    return [
+        None
+        if i not in errors
+        else BackendUnavailableError(f"MongoDB {what} failed: {errors[i].get('errmsg', errors[i])}")
+        for i in range(count)
+    ]
+
+
 def _event(doc: Mapping[str, Any]) -> JobEvent:
     return event_from_dict(loads(doc["doc"]))
 
@@ -153,6 +179,12 @@ class MongoJobStore:
         db = client.get_database(database, write_concern=WriteConcern("majority", j=True))
         self.jobs: AsyncCollection[Document] = db.get_collection("jobs")
         self.events: AsyncCollection[Document] = db.get_collection("events")
+        # Concurrent submissions' CREATED events, and their marks after the send, go to the server
+        # together: one majority write for all that waited while the previous one was in flight.
+        self._created_events: GroupCommit[str, Document, None] = GroupCommit(
+            self._insert_event_group, _GROUP_LIMIT
+        )
+        self._marks: GroupCommit[str, tuple[JobId, int], None] = GroupCommit(self._mark_many, _GROUP_LIMIT)
 
     @classmethod
     async def open(cls, settings: Settings) -> MongoJobStore:
@@ -179,6 +211,8 @@ class MongoJobStore:
             await self.client.admin.command("ping")
 
     async def close(self) -> None:
+        await self._created_events.drain()
+        await self._marks.drain()
         await self.client.close()
 
     # -- writes -----------------------------------------------------------------------------
@@ -202,7 +236,8 @@ class MongoJobStore:
                             return existing, False
                         continue  # the claim was stale and is released now: insert again
                     # else our own insert went through (a retried write reported a duplicate)
-                await self._insert_event(event)
+                # Right after the job, in one insert_many with the other submissions' events.
+                await self._created_events.run("", _event_document(event))
                 return job, True
         raise ConflictError(f"idempotency key {job.idempotency_key!r} kept changing hands")
 
@@ -299,12 +334,32 @@ class MongoJobStore:
                 await self._insert_event(event)
         return job
 
+    async def _insert_event_group(self, _: str, docs: list[Document]) -> list[None | BaseException]:
+        with _unavailable("event insert"):
+            try:
+                await self.events.insert_many(docs, ordered=False)
+            except BulkWriteError as exc:
+                return _bulk_outcomes("event insert", len(docs), exc)
+        return [None] * len(docs)
+
     async def mark_enqueued(self, job_id: JobId, at: datetime) -> None:
+        # Coalesced with concurrent marks into one update (a lost mark costs one more send).
+        await self._marks.run("", (job_id, to_micros(at)))
+
+    async def _mark_many(self, _: str, marks: list[tuple[JobId, int]]) -> list[None | BaseException]:
+        """One ``update_many`` for the marks that waited together.
+
+        They all record the latest of their times: each job's message was sent by then (only
+        whether ``enqueued_at`` is set matters to the sweeper and to claims), and one statement
+        costs the server a fraction of one per job.
+        """
+        ids = list(dict.fromkeys(job_id for job_id, _ in marks))
+        query = {"_id": {"$in": ids}, "status": JobStatus.PENDING.value, "enqueued_at": None}
         with _unavailable("mark_enqueued"):
-            await self.jobs.update_one(
-                {"_id": job_id, "status": JobStatus.PENDING.value, "enqueued_at": None},
-                {"$set": {"enqueued_at": to_micros(at)}, "$unset": {"sweep_us": ""}},
+            await self.jobs.update_many(
+                query, {"$set": {"enqueued_at": max(at for _, at in marks)}, "$unset": {"sweep_us": ""}}
             )
+        return [None] * len(marks)
 
     # -- reads ------------------------------------------------------------------------------
     async def get(self, job_id: JobId) -> Job | None:

@@ -21,6 +21,11 @@ idle ones is not held to its share nor to the idle queues' polls. The polls stil
 not cancelled (a cancelled ReceiveMessage may have taken messages on the server, hidden until
 their visibility timeout); what they bring is handed out by the next receives. With one type a
 round is one long poll of up to 20 s.
+
+Sends and deletes are coalesced per queue like a group commit (``GroupCommit``): one made while
+another to the same queue is in flight waits for the next ``SendMessageBatch`` or
+``DeleteMessageBatch``, up to ten together. Idle, each goes out at once; each caller learns its
+own message's fate.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.backends.codec import dumps
+from core.backends.group_commit import GroupCommit
 from core.backends.sqs_age import SqsQueueAges, cloudwatch_endpoint
 from core.backends.sqs_deletes import BatchDeleter, is_gone
 from core.errors import BackendUnavailableError, ConfigurationError
@@ -61,6 +67,7 @@ MULTI_TYPE_POLL_SECONDS = 2
 REDRIVE_CONFIRM_SECONDS = 1  # one long poll proves a DLQ empty (short polls sample few servers)
 DLQ_SUFFIX = "-dlq"
 MAX_RECEIVE_COUNT = 1000
+SEND_BATCH = 10  # SQS's limit per SendMessageBatch
 _MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 
 
@@ -125,6 +132,8 @@ class SqsJobQueue:
         self._urls: dict[str, str] = {}  # queue name → URL
         self._ensuring: dict[str, asyncio.Lock] = {}
         self._deletes = BatchDeleter(client)
+        # Sends to one queue made while one is in flight go out together (see _send_batch).
+        self._sends: GroupCommit[str, tuple[str, int], None] = GroupCommit(self._send_batch, SEND_BATCH)
         self._rotation = 0
         # Multi-type receives: long polls still running, and messages received but not handed out.
         self._in_flight: dict[str, asyncio.Task[list[Delivery]]] = {}
@@ -177,6 +186,7 @@ class SqsJobQueue:
             task.cancel()
         await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
         self._in_flight.clear()
+        await self._sends.drain()
         await self._deletes.drain()
         await self._stack.aclose()
 
@@ -239,12 +249,32 @@ class SqsJobQueue:
 
     # -- messages ---------------------------------------------------------------------------
     async def _send(self, url: str, job_id: JobId, type: str, delay_seconds: float) -> None:
-        with _unavailable("SendMessage"):
-            await self._client.send_message(
-                QueueUrl=url,
-                MessageBody=_body(job_id, type),
-                DelaySeconds=_seconds(delay_seconds, MAX_DELAY_SECONDS),
+        await self._sends.run(url, (_body(job_id, type), _seconds(delay_seconds, MAX_DELAY_SECONDS)))
+
+    async def _send_batch(self, url: str, messages: list[tuple[str, int]]) -> list[None | BaseException]:
+        """One ``SendMessageBatch`` for the sends to ``url`` that waited together (group commit).
+
+        Each sender learns its own message's fate: an entry SQS refused fails only its sender,
+        as a lone ``SendMessage`` would have (the caller leaves that job to the sweeper).
+        """
+        entries = [
+            {"Id": str(i), "MessageBody": body, "DelaySeconds": delay}
+            for i, (body, delay) in enumerate(messages)
+        ]
+        with _unavailable("SendMessageBatch"):
+            response = await self._client.send_message_batch(QueueUrl=url, Entries=entries)
+        failed = {str(f.get("Id")): f for f in response.get("Failed", [])}
+        outcomes: list[None | BaseException] = []
+        for i in range(len(messages)):
+            failure = failed.get(str(i))
+            outcomes.append(
+                None
+                if failure is None
+                else BackendUnavailableError(
+                    f"SQS SendMessageBatch refused a message: {failure.get('Code')}: {failure.get('Message')}"
+                )
             )
+        return outcomes
 
     async def send(self, job: Job, delay_seconds: float = 0.0) -> None:
         await self._send(await self._url(job.type), job.id, job.type, delay_seconds)

@@ -189,6 +189,20 @@ async def test_higher_priority_first(queue: JobQueue, request: pytest.FixtureReq
         assert {d.job_id for d in await receive_all(queue, ["noop"], 2)} == {low.id, high.id}
 
 
+async def test_concurrent_sends_each_arrive_exactly_once(queue: JobQueue) -> None:
+    """Sends made at once (SQS: batched per queue) each deliver their own job, once, with its delay."""
+    await queue.ensure_queues(["noop", "sleep"])
+    jobs = [make_job("noop" if n % 3 else "sleep") for n in range(31)]
+    delayed = make_job()
+    await asyncio.gather(*(queue.send(job) for job in jobs), queue.send(delayed, delay_seconds=60))
+    depths = await queue.depths(["noop", "sleep"])
+    assert (depths["noop"].ready, depths["noop"].delayed, depths["sleep"].ready) == (20, 1, 11)
+    got = await receive_all(queue, ["noop", "sleep"], len(jobs))
+    assert sorted(d.job_id for d in got) == sorted(job.id for job in jobs)
+    assert all(d.type == job.type for d in got for job in jobs if job.id == d.job_id)
+    assert await queue.receive(["noop", "sleep"], 10, 0, VISIBILITY) == []
+
+
 # -- SQS only ------------------------------------------------------------------------------------
 
 

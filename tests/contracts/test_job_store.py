@@ -449,3 +449,40 @@ async def test_a_job_back_to_pending_unsent_is_swept_again(store: JobStore) -> N
         updated_before=BASE + timedelta(hours=1), run_before=BASE + timedelta(hours=1), limit=10
     )
     assert [j.id for j in found] == [job.id]
+
+
+# -- concurrent submissions (MongoDB writes their events and marks together) ---------------------
+
+
+async def test_concurrent_inserts_each_store_their_created_event_once(store: JobStore) -> None:
+    """Jobs inserted at once each get exactly their own CREATED event, readable at once."""
+    jobs = [make_job(at=BASE + timedelta(microseconds=n)) for n in range(25)]
+    results = await asyncio.gather(*(store.insert(job, created(job), LONG_AGO) for job in jobs))
+    assert [new for _, new in results] == [True] * len(jobs)
+    events = await store.list_events(after=None, limit=100)
+    assert [(e.job_id, e.version, e.kind) for e in events] == [
+        (job.id, 1, JobEventKind.CREATED) for job in jobs
+    ]
+    for job in jobs:
+        [event] = await store.list_events(after=None, limit=10, job_id=job.id)
+        assert event == created(job)
+
+
+async def test_concurrent_marks_each_record_their_own_send(store: JobStore) -> None:
+    """Marks made at once each record their job as sent (MongoDB: all at the latest of their times),
+    and leave alone jobs no longer waiting for one."""
+    jobs = [await add(store, make_job()) for _ in range(12)]
+    marked_before, cancelled = jobs[0], jobs[1]
+    await store.mark_enqueued(marked_before.id, BASE)
+    await write(store, cancelled, seconds=0, status=JobStatus.CANCELLED)
+    at = {job.id: BASE + timedelta(seconds=n + 1) for n, job in enumerate(jobs)}
+    await asyncio.gather(*(store.mark_enqueued(job.id, at[job.id]) for job in jobs))
+    stored = await store.get_many([job.id for job in jobs])
+    assert stored[marked_before.id].enqueued_at == BASE  # the first mark stands
+    assert stored[cancelled.id].enqueued_at is None and stored[cancelled.id].version == 2
+    for job in jobs[2:]:
+        enqueued_at = stored[job.id].enqueued_at
+        assert enqueued_at is not None and at[job.id] <= enqueued_at <= max(at.values())
+        assert stored[job.id].version == 1
+    later = BASE + timedelta(hours=1)
+    assert await store.find_unenqueued(updated_before=later, run_before=later, limit=20) == []

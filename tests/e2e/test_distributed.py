@@ -396,6 +396,36 @@ async def test_idempotency_key_holds_across_api_processes(cluster: Cluster) -> N
         assert gql_http(api.url, ALICE, "{ jobs { totalCount } }")["data"]["jobs"]["totalCount"] == 1
 
 
+async def test_concurrent_submissions_each_run_exactly_once(
+    cluster: Cluster, distributed_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Submissions made at once through two APIs (their events, sends and marks go out in
+    batches): every job is marked sent, and runs exactly once."""
+    apis = cluster.api(), cluster.api()
+    cluster.start(*apis, cluster.worker("--types", "sleep", "--concurrency", "8"))
+    journals = [tmp_path / f"journal-{n}" for n in range(24)]
+    jobs = await asyncio.gather(
+        *(
+            asyncio.to_thread(
+                submit, apis[n % 2], ALICE, type="sleep", payload={"seconds": 0, "journal": str(journal)}
+            )
+            for n, journal in enumerate(journals)
+        )
+    )
+    assert len({job["id"] for job in jobs}) == len(journals)
+
+    def all_completed() -> bool:
+        return all(
+            gql_http(apis[0].url, ALICE, GET, {"id": job["id"]})["data"]["job"]["status"] == "COMPLETED"
+            for job in jobs
+        )
+
+    await wait_for(all_completed, "every job to complete")
+    for job, journal in zip(jobs, journals, strict=True):
+        assert [line[:2] for line in journal_lines(journal)] == [["start", "1"], ["done", "1"]]
+        assert stored_job(distributed_env, job["id"])["enqueued_at"] is not None
+
+
 async def test_worker_cut_off_from_sqs_then_killed_loses_no_job(
     sqs_proxy: TcpProxy, cluster: Cluster, distributed_env: dict[str, str], tmp_path: Path
 ) -> None:
