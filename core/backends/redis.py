@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import structlog
@@ -142,15 +142,8 @@ class RedisEventBus:
         await self._publish([CONTROL], dumps({"job_id": message.job_id}))
 
     # -- subscribing ------------------------------------------------------------------------
-    @asynccontextmanager
-    async def subscribe(self, topics: Sequence[str]) -> AsyncIterator[BusSubscription]:
-        subscription = FanoutSubscription(topics)
-        self.fanout.add(subscription)
-        try:
-            await self._confirm([self._channel(t) for t in subscription.topics])
-            yield subscription
-        finally:
-            await self._unsubscribe(self.fanout.remove(subscription))
+    def subscribe(self, topics: Sequence[str]) -> AbstractAsyncContextManager[BusSubscription]:
+        return _Subscribing(self, FanoutSubscription(topics))
 
     async def _send_subscribe(self, pubsub: PubSub, channels: list[str]) -> None:
         """SUBSCRIBE the channels not subscribed yet; each gets a confirmation to wait for."""
@@ -300,6 +293,30 @@ class RedisEventBus:
             log.warning("malformed bus message dropped", channel=channel, error=repr(exc))
             return
         self.fanout.deliver(topic, bus_message)
+
+
+class _Subscribing:
+    """``subscribe``'s context: registered and confirmed on entry, released on exit. One small
+    object for the subscription's life (a generator-based one keeps a generator and its frame)."""
+
+    __slots__ = ("_bus", "_subscription")
+
+    def __init__(self, bus: RedisEventBus, subscription: FanoutSubscription) -> None:
+        self._bus = bus
+        self._subscription = subscription
+
+    async def __aenter__(self) -> BusSubscription:
+        bus, subscription = self._bus, self._subscription
+        bus.fanout.add(subscription)
+        try:
+            await bus._confirm([bus._channel(t) for t in subscription.topics])
+        except BaseException:
+            await bus._unsubscribe(bus.fanout.remove(subscription))
+            raise
+        return subscription
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._bus._unsubscribe(self._bus.fanout.remove(self._subscription))
 
 
 def _buffered(pubsub: PubSub, limit: int) -> Iterator[Any]:
