@@ -85,7 +85,9 @@ class Plan:
         return out
 
 
+#: bounded: every schema built (tests build many) has its own enum types
 _ENUM_COERCERS: dict[GraphQLEnumType, Coerce] = {}
+_ENUM_COERCERS_MAX = 64
 
 
 def _enum_coercer(enum_type: GraphQLEnumType) -> Coerce:
@@ -109,6 +111,8 @@ def _enum_coercer(enum_type: GraphQLEnumType) -> Coerce:
             return name
         return coerce_output_value(value)
 
+    if len(_ENUM_COERCERS) >= _ENUM_COERCERS_MAX:
+        _ENUM_COERCERS.clear()
     _ENUM_COERCERS[enum_type] = coerce
     return coerce
 
