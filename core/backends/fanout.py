@@ -23,7 +23,8 @@ class FanoutSubscription:
 
     A deque and, while its reader waits, one future: thousands of these live at once (one per
     open subscription), so each holds as few objects as it can (``asyncio.Queue`` holds three
-    deques and an ``Event``), which keeps memory and every cyclic-GC pass small.
+    deques and an ``Event``), which keeps memory and every cyclic-GC pass small. One reader at
+    a time (every subscriber is one stream's task).
     """
 
     __slots__ = ("_buffer", "_limit", "_waiter", "topics")
