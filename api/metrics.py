@@ -200,6 +200,17 @@ def _bearer_matches(authorization: str | None, token: str) -> bool:
 _STARTS = frozenset({"subscribe", "start"})
 _CLIENT_ENDS = frozenset({"complete", "stop"})
 _SERVER_ENDS = frozenset({"complete", "error"})
+_NO_STARTS: frozenset[str] = frozenset()
+#: the quoted types each direction is filtered on, computed once (this runs per message sent)
+_RECEIVED_MARKERS = tuple(f'"{kind}"' for kind in sorted(_STARTS | _CLIENT_ENDS))
+_SENT_MARKERS = tuple(f'"{kind}"' for kind in sorted(_SERVER_ENDS))
+
+
+def _mentions(text: str, markers: tuple[str, ...]) -> bool:
+    for marker in markers:
+        if marker in text:
+            return True
+    return False
 
 
 class OpenSubscriptions:
@@ -218,15 +229,17 @@ class OpenSubscriptions:
 
     def received(self, message: Message) -> None:
         if message["type"] == "websocket.receive":
-            self._track(message.get("text"), _STARTS, _CLIENT_ENDS)
+            text = message.get("text")
+            if text and _mentions(text, _RECEIVED_MARKERS):
+                self._track(text, _STARTS, _CLIENT_ENDS)
 
     def sent(self, message: Message) -> None:
         if message["type"] == "websocket.send":
-            self._track(message.get("text"), frozenset(), _SERVER_ENDS)
+            text = message.get("text")
+            if text and _mentions(text, _SENT_MARKERS):  # cheap filter: most traffic is "next"
+                self._track(text, _NO_STARTS, _SERVER_ENDS)
 
-    def _track(self, text: str | None, starts: frozenset[str], ends: frozenset[str]) -> None:
-        if not text or not any(f'"{kind}"' in text for kind in starts | ends):
-            return  # cheap filter: most traffic is "next" payloads
+    def _track(self, text: str, starts: frozenset[str], ends: frozenset[str]) -> None:
         try:
             message = orjson.loads(text)
         except orjson.JSONDecodeError:

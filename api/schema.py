@@ -20,6 +20,7 @@ from strawberry.utils.await_maybe import await_maybe
 from api import mutations
 from api.errors import ErrorCodes, coded_errors, log_unexpected
 from api.limits import QUERY_CACHE_SIZE, limit_extensions
+from api.live_render import SubscriptionExecutor
 from api.mutations import Mutation
 from api.queries import Query
 from api.scalars import SCALAR_MAP
@@ -166,6 +167,7 @@ def build_schema(settings: Settings) -> JobpulseSchema:
         subscription=Subscription,
         extensions=typed,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        execution_context_class=SubscriptionExecutor,
     )
     mutation_type = schema._schema.mutation_type
     assert mutation_type is not None

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from core.cursors import EventCursor, to_micros
 from core.errors import JobNotFoundError
-from core.models import Job, JobEvent, JobId, Principal
+from core.models import Job, JobEvent, JobId, JSONObject, Principal
 from core.ports import ALL_EVENTS, JobStore, Resync, job_topic, owner_topic
 from core.service import JobService
 
@@ -63,32 +63,33 @@ async def job_updates(service: JobService, caller: Caller, job_id: JobId) -> Asy
         if snapshot.is_terminal:
             return
         payload, last = snapshot.payload, snapshot.version
+        # A live event is handled inline (this runs per event per subscriber); a Resync streams
+        # the stored changes through the same checks.
         async for message in subscription:
-            if isinstance(message, Resync):
-                changes: AsyncIterator[Job] | list[Job] = _stored_changes(service.store, job_id, last)
-            elif isinstance(message, JobEvent) and message.job_id == job_id:
-                changes = [message.job]
-            else:
-                continue
-            async for job in _iterate(changes):
-                if job.version <= last:
+            if isinstance(message, JobEvent):
+                job = message.job
+                if message.job_id != job_id or job.version <= last:
                     continue
-                if not caller().can_see(job):
-                    raise _not_found(job_id)
-                # Events carry no payload; it never changes, so the snapshot's is the job's.
-                yield replace(job, payload=payload)
+                yield _visible(caller, job_id, job, payload)
                 last = job.version
                 if job.is_terminal:
                     return
+            elif isinstance(message, Resync):
+                async for job in _stored_changes(service.store, job_id, last):
+                    if job.version <= last:
+                        continue
+                    yield _visible(caller, job_id, job, payload)
+                    last = job.version
+                    if job.is_terminal:
+                        return
 
 
-async def _iterate(items: AsyncIterator[Job] | list[Job]) -> AsyncIterator[Job]:
-    if isinstance(items, list):
-        for item in items:
-            yield item
-    else:
-        async for item in items:
-            yield item
+def _visible(caller: Caller, job_id: JobId, job: Job, payload: JSONObject | None) -> Job:
+    """``job`` with the snapshot's payload if the caller may (still) see it; not found otherwise."""
+    if not caller().can_see(job):
+        raise _not_found(job_id)
+    # Events carry no payload; it never changes, so the snapshot's is the job's.
+    return replace(job, payload=payload)
 
 
 class EventDeduplicator:

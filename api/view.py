@@ -29,6 +29,7 @@ from strawberry.types.unset import UnsetType
 from api.auth import Authenticator
 from api.context import Context
 from api.errors import auth_error
+from api.memory import MemoryReleaser
 from core.errors import ForbiddenError, UnauthenticatedError
 from core.service import JobService
 
@@ -38,7 +39,18 @@ _GRAPHIQL_PAGE = (Path(__file__).parent / "static" / "graphiql.html").read_text(
 
 
 class AuthenticatingWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """``graphql-transport-ws`` whose ``connection_init`` closes 4401 on a wrong token."""
+    """``graphql-transport-ws`` whose ``connection_init`` closes 4401 on a wrong token, and that
+    tells the view's ``MemoryReleaser`` when the socket is done."""
+
+    async def handle(self) -> None:
+        memory = self.view.memory if isinstance(self.view, GraphQLView) else None
+        if memory is not None:
+            memory.opened()
+        try:
+            await super().handle()
+        finally:
+            if memory is not None:
+                memory.closed()
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         try:
@@ -60,6 +72,7 @@ class GraphQLView(GraphQL[Context, None]):
             max_subscriptions_per_connection=100,
         )
         self.authenticator = authenticator
+        self.memory = MemoryReleaser()
 
     @property
     def stream_transports(self) -> bool:

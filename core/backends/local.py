@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 
 from core.backends.fanout import Fanout, FanoutSubscription
 from core.models import JobEvent
@@ -35,11 +35,23 @@ class LocalEventBus:
     async def publish_control(self, message: CancelRequested) -> None:
         self.fanout.deliver(CONTROL, message)
 
-    @asynccontextmanager
-    async def subscribe(self, topics: Sequence[str]) -> AsyncIterator[BusSubscription]:
-        subscription = FanoutSubscription(topics)
-        self.fanout.add(subscription)
-        try:
-            yield subscription
-        finally:
-            self.fanout.remove(subscription)
+    def subscribe(self, topics: Sequence[str]) -> AbstractAsyncContextManager[BusSubscription]:
+        return _Subscribing(self.fanout, FanoutSubscription(topics))
+
+
+class _Subscribing:
+    """``subscribe``'s context: one small object for the subscription's life (a generator-based
+    context manager would keep a generator and its frame per open subscription)."""
+
+    __slots__ = ("_fanout", "_subscription")
+
+    def __init__(self, fanout: Fanout, subscription: FanoutSubscription) -> None:
+        self._fanout = fanout
+        self._subscription = subscription
+
+    async def __aenter__(self) -> BusSubscription:
+        self._fanout.add(self._subscription)
+        return self._subscription
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._fanout.remove(self._subscription)

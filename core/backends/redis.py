@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import structlog
+from redis._parsers.hiredis import NOT_ENOUGH_DATA
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
@@ -48,6 +49,7 @@ SUBSCRIBE_TIMEOUT = 5.0  # no confirmation by then: treat the connection as brok
 READ_POLL = 0.5  # how often the reader looks up from the socket (pings, a broken flag)
 PING_EVERY = 5.0  # the reader's own liveness check: a silent half-open socket is caught too
 PONG_TIMEOUT = 10.0
+DRAIN_MAX = 1000  # replies handled from the parser's buffer before the reader looks up again
 BACKOFF_FIRST, BACKOFF_MAX = 0.05, 2.0
 _PONG = b"jobpulse-ping"
 
@@ -140,15 +142,8 @@ class RedisEventBus:
         await self._publish([CONTROL], dumps({"job_id": message.job_id}))
 
     # -- subscribing ------------------------------------------------------------------------
-    @asynccontextmanager
-    async def subscribe(self, topics: Sequence[str]) -> AsyncIterator[BusSubscription]:
-        subscription = FanoutSubscription(topics)
-        self.fanout.add(subscription)
-        try:
-            await self._confirm([self._channel(t) for t in subscription.topics])
-            yield subscription
-        finally:
-            await self._unsubscribe(self.fanout.remove(subscription))
+    def subscribe(self, topics: Sequence[str]) -> AbstractAsyncContextManager[BusSubscription]:
+        return _Subscribing(self, FanoutSubscription(topics))
 
     async def _send_subscribe(self, pubsub: PubSub, channels: list[str]) -> None:
         """SUBSCRIBE the channels not subscribed yet; each gets a confirmation to wait for."""
@@ -259,22 +254,31 @@ class RedisEventBus:
             if pinged_at is None and now - last_ping > PING_EVERY:
                 pinged_at = last_ping = now
                 await pubsub.execute_command("PING", _PONG)
-            message = await pubsub.get_message(timeout=READ_POLL)
-            if message is None:
+            response = await pubsub.parse_response(block=False, timeout=READ_POLL)
+            if response is None:
                 continue
             # Any message read proves the connection alive: under a backlog our PONG waits in line
             # behind the published messages, and timing it out would reconnect and Resync everyone.
             pinged_at = None
             last_ping = time.monotonic()
-            kind = message["type"]
-            if kind == "subscribe":
-                waiting = self._confirmations.get(_text(message["channel"]))
-                if waiting:
-                    future = waiting.popleft()
-                    if not future.done():
-                        future.set_result(None)
-            elif kind == "message":
-                self._dispatch(_text(message["channel"]), message["data"])
+            self._handle(response)
+            # The rest of what that read brought is parsed already: handled without a wait each.
+            for response in _buffered(pubsub, DRAIN_MAX):
+                self._handle(response)
+
+    def _handle(self, response: Any) -> None:
+        """One pub/sub reply as hiredis parsed it: ``[kind, channel, data]`` (or a PONG)."""
+        if not isinstance(response, list) or len(response) < 3:
+            return  # our PONG: liveness is counted by the caller
+        kind = response[0]
+        if kind == b"message":
+            self._dispatch(_text(response[1]), response[2])
+        elif kind == b"subscribe":
+            waiting = self._confirmations.get(_text(response[1]))
+            if waiting:
+                future = waiting.popleft()
+                if not future.done():
+                    future.set_result(None)
 
     def _dispatch(self, channel: str, data: bytes) -> None:
         if not channel.startswith(self._prefix):
@@ -289,6 +293,52 @@ class RedisEventBus:
             log.warning("malformed bus message dropped", channel=channel, error=repr(exc))
             return
         self.fanout.deliver(topic, bus_message)
+
+
+class _Subscribing:
+    """``subscribe``'s context: registered and confirmed on entry, released on exit. One small
+    object for the subscription's life (a generator-based one keeps a generator and its frame)."""
+
+    __slots__ = ("_bus", "_subscription")
+
+    def __init__(self, bus: RedisEventBus, subscription: FanoutSubscription) -> None:
+        self._bus = bus
+        self._subscription = subscription
+
+    async def __aenter__(self) -> BusSubscription:
+        bus, subscription = self._bus, self._subscription
+        bus.fanout.add(subscription)
+        try:
+            await bus._confirm([bus._channel(t) for t in subscription.topics])
+        except BaseException:
+            await bus._unsubscribe(bus.fanout.remove(subscription))
+            raise
+        return subscription
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._bus._unsubscribe(self._bus.fanout.remove(self._subscription))
+
+
+def _buffered(pubsub: PubSub, limit: int) -> Iterator[Any]:
+    """Up to ``limit`` replies already read and parsed on ``pubsub``'s connection, without awaiting.
+
+    ``parse_response`` waits (with a timeout) for one reply; a socket read usually brings many,
+    which hiredis has parsed into its buffer. Taking them from there skips a timeout and a
+    coroutine chain per message. Without hiredis (``redis[hiredis]`` is a dependency) there is
+    nothing to take and every reply goes through ``parse_response``.
+    """
+    connection = pubsub.connection
+    reader = getattr(getattr(connection, "_parser", None), "_reader", None)
+    gets = getattr(reader, "gets", None)
+    if gets is None:
+        return
+    for _ in range(limit):
+        response = gets()
+        if response is NOT_ENOUGH_DATA:
+            return
+        if isinstance(response, Exception):
+            raise response  # a protocol or connection error: the reader reconnects
+        yield response
 
 
 def _text(value: bytes | str) -> str:

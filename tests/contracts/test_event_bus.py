@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from core.models import Job, JobEvent, JobEventKind, new_job_id
 from core.ports import (
@@ -128,3 +129,28 @@ async def test_publish_without_subscribers_is_fine(bus: EventBus) -> None:
     """Publishing to topics nobody listens to succeeds."""
     await bus.publish(make_event())
     await bus.publish_control(CancelRequested(new_job_id()))
+
+
+
+async def test_a_burst_bigger_than_one_read_arrives_whole(bus: EventBus) -> None:
+    """Hundreds of events published at once (many socket reads, many replies parsed per read)
+    all reach each subscription exactly once, with no ``Resync`` (within the buffers' limit)."""
+    first = make_event()
+    job = first.job
+    events = [first] + [
+        JobEvent.of(replace(job, version=v, progress_message="x" * (v % 50)), JobEventKind.PROGRESS)
+        for v in range(2, 451)
+    ]
+    async with (
+        bus.subscribe([job_topic(job.id)]) as one,
+        bus.subscribe([owner_topic(job.owner), job_topic(job.id)]) as two,
+    ):
+        for start in range(0, len(events), 50):  # 50 at a time: the client's connection pool
+            await asyncio.gather(*(bus.publish(e) for e in events[start : start + 50]))
+        for subscription, copies in ((one, 1), (two, 2)):
+            messages = aiter(subscription)
+            got = [await next_message(messages) for _ in range(len(events) * copies)]
+            assert sorted(m.version for m in got if isinstance(m, JobEvent)) == sorted(
+                [e.version for e in events] * copies
+            )
+        assert await nothing_more(one, bus)

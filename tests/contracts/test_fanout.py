@@ -1,0 +1,73 @@
+"""``FanoutSubscription``, the buffer behind every bus subscription: order, wake-ups, overflow."""
+
+from __future__ import annotations
+
+import asyncio
+
+from core.backends.fanout import Fanout, FanoutSubscription
+from core.models import Job, JobEvent, JobEventKind, new_job_id
+from core.ports import Resync, job_topic
+
+WAIT = 5.0
+
+
+EVENTS = [
+    JobEvent.of(Job(id="j1", type="noop", owner="alice", payload=None, version=v), JobEventKind.PROGRESS)
+    for v in range(6)
+]
+
+
+def event(version: int) -> JobEvent:
+    return EVENTS[version]
+
+
+async def test_messages_come_in_order_whether_buffered_or_awaited() -> None:
+    subscription = FanoutSubscription([job_topic("j1")])
+    subscription.put(event(1))
+    subscription.put(event(2))
+    messages = aiter(subscription)
+    assert [await anext(messages), await anext(messages)] == [event(1), event(2)]
+    waiting = asyncio.ensure_future(anext(messages))
+    await asyncio.sleep(0)  # the reader is now waiting on an empty buffer
+    assert not waiting.done()
+    subscription.put(event(3))
+    subscription.put(event(4))
+    assert await asyncio.wait_for(waiting, WAIT) == event(3)
+    assert await asyncio.wait_for(anext(messages), WAIT) == event(4)
+
+
+async def test_a_reader_cancelled_while_waiting_leaves_the_subscription_usable() -> None:
+    subscription = FanoutSubscription([job_topic("j1")])
+    messages = aiter(subscription)
+    waiting = asyncio.ensure_future(anext(messages))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    subscription.put(event(1))  # nobody waits: buffered, no error
+    again = aiter(subscription)
+    assert await asyncio.wait_for(anext(again), WAIT) == event(1)
+
+
+async def test_a_subscriber_that_falls_behind_gets_resync_instead_of_its_backlog() -> None:
+    subscription = FanoutSubscription([job_topic("j1")], limit=3)
+    for version in range(1, 4):
+        subscription.put(event(version))
+    subscription.put(event(4))  # over the limit: the backlog goes, Resync takes its place
+    subscription.put(event(5))
+    messages = aiter(subscription)
+    first = await anext(messages)
+    assert isinstance(first, Resync)
+    assert await anext(messages) == event(5)
+
+
+async def test_fanout_delivers_to_every_subscription_of_a_topic_once() -> None:
+    fanout = Fanout()
+    topic = job_topic(new_job_id())
+    a, b = FanoutSubscription([topic, topic]), FanoutSubscription([topic])
+    assert fanout.add(a) == [topic]
+    assert fanout.add(b) == []
+    fanout.deliver(topic, event(1))
+    assert await anext(aiter(a)) == event(1)
+    assert await anext(aiter(b)) == event(1)
+    assert fanout.remove(a) == []
+    assert fanout.remove(b) == [topic]
