@@ -89,6 +89,7 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
         log_level="warning",
         ws="websockets-sansio",
         ws_max_size=settings.max_request_bytes,
+        ws_per_message_deflate=settings.ws_compression,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
         lifespan="on",
     )

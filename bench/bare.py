@@ -97,6 +97,7 @@ def main() -> None:
         port=args.port,
         log_level="warning",
         ws="websockets-sansio",
+        ws_per_message_deflate=False,  # as jobpulse's default (JOBPULSE_WS_COMPRESSION)
         lifespan="on",
     )
 

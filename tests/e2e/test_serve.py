@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
+from websockets.typing import Subprotocol
 
 from tests.support.graphql import JOB_FIELDS, follow_job, gql_http, subscribe
 from tests.support.process import JobpulseProcess, serve_embedded
@@ -209,3 +211,19 @@ async def test_delayed_job_waits_for_its_time(server: JobpulseProcess) -> None:
         server.url, ALICE, "query($id: ID!) { job(id: $id) { status runAt attempts } }", {"id": job["id"]}
     )
     assert body["data"]["job"]["status"] == "PENDING" and body["data"]["job"]["runAt"] is not None
+
+
+@pytest.mark.parametrize(("setting", "negotiated"), [(None, False), ("true", True)])
+async def test_websocket_compression_only_when_configured(
+    tmp_path: Path, setting: str | None, negotiated: bool
+) -> None:
+    """A client offering permessage-deflate (as browsers do) gets it only with JOBPULSE_WS_COMPRESSION."""
+    env = {} if setting is None else {"JOBPULSE_WS_COMPRESSION": setting}
+    process = serve(tmp_path, **env)
+    try:
+        url = process.url.replace("http", "ws") + "/graphql"
+        async with websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+            extensions = ws.response.headers.get("Sec-WebSocket-Extensions") or ""
+    finally:
+        process.terminate()
+    assert ("permessage-deflate" in extensions) is negotiated
