@@ -15,8 +15,9 @@ from typing import Any
 from core.backends.codec import dumps, event_from_dict, event_to_dict, job_from_dict, job_to_dict, loads
 from core.backends.sqlite_db import SqliteDatabase
 from core.cursors import EventCursor, JobCursor, to_micros
+from core.errors import ConflictError, JobNotFoundError
 from core.models import Job, JobEvent, JobEventKind, JobId, JobStatus
-from core.ports import JobFilter, StoreStats, TypeCounts
+from core.ports import Decide, Delivery, JobFilter, JobQueue, StoreStats, TypeCounts
 
 __all__ = ["SqliteJobStore"]
 
@@ -72,6 +73,11 @@ def enqueue_in(conn: sqlite3.Connection, job: Job, visible_us: int) -> None:
         " visible_us = excluded.visible_us, receipt = NULL, dead = 0",
         (job.id, job.type, job.priority, to_micros(job.created_at), visible_us),
     )
+
+
+def ack_in(conn: sqlite3.Connection, delivery: Delivery) -> None:
+    """Delete ``delivery``'s message unless it was received again since; shared with ``SqliteJobQueue``."""
+    conn.execute("DELETE FROM queue WHERE job_id = ? AND receipt = ?", (delivery.job_id, delivery.receipt))
 
 
 def _filter_sql(filter: JobFilter) -> tuple[str, list[Any]]:
@@ -172,21 +178,63 @@ class SqliteJobStore:
 
         return await self.db.read(op) if ids else {}
 
+    def _update_in(
+        self, conn: sqlite3.Connection, job: Job, expected_version: int, event: JobEvent | None
+    ) -> Job | None:
+        written = self._with_enqueued_at(job)
+        row = _row(written)
+        cursor = conn.execute(
+            "UPDATE jobs SET status = ?, version = ?, updated_us = ?, run_us = ?, enqueued_us = ?,"
+            " started_us = ?, completed_us = ?, doc = ? WHERE id = ? AND version = ?",
+            (*row[3:5], *row[6:11], row[12], job.id, expected_version),
+        )
+        if cursor.rowcount != 1:
+            return None
+        if event is not None:
+            _insert_event(conn, event)
+        self._enqueue(conn, job, written)
+        return written
+
     async def update(self, job: Job, expected_version: int, event: JobEvent | None) -> Job | None:
-        def op(conn: sqlite3.Connection) -> Job | None:
-            written = self._with_enqueued_at(job)
-            row = _row(written)
-            cursor = conn.execute(
-                "UPDATE jobs SET status = ?, version = ?, updated_us = ?, run_us = ?, enqueued_us = ?,"
-                " started_us = ?, completed_us = ?, doc = ? WHERE id = ? AND version = ?",
-                (*row[3:5], *row[6:11], row[12], job.id, expected_version),
-            )
-            if cursor.rowcount != 1:
-                return None
-            if event is not None:
-                _insert_event(conn, event)
-            self._enqueue(conn, job, written)
-            return written
+        return await self.db.write(lambda conn: self._update_in(conn, job, expected_version, event))
+
+    # -- TransactionalStore: the queue is a table of this database ------------------------------
+    def shares_transaction_with(self, queue: JobQueue) -> bool:
+        """The SQLite queue on this very database, and the store enqueues in its transactions."""
+        return self.transactional_queue and getattr(queue, "db", None) is self.db
+
+    async def decide_and_update(
+        self, job_id: JobId, decide: Decide, current: Job | None, ack: Delivery | None
+    ) -> tuple[Job, JobEvent | None]:
+        """Read (unless ``current`` is still stored), decide, write and ack in one write op.
+
+        The writer thread is the only writer, so the version read here is still the stored one when
+        the UPDATE runs: a stale ``current`` costs one re-read, never a retry through the event loop.
+        """
+
+        def op(conn: sqlite3.Connection) -> tuple[Job, JobEvent | None]:
+            job, fresh = current, False
+            while True:
+                if job is None:
+                    row = conn.execute("SELECT doc, payload FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                    if row is None:
+                        raise JobNotFoundError(f"job {job_id} not found", field="id")
+                    job, fresh = job_from_dict(loads(row[0]), loads(row[1])), True
+                outcome = decide(job)
+                if outcome is None:
+                    result, event = job, None
+                    break
+                new, event = outcome
+                written = self._update_in(conn, new, job.version, event)
+                if written is not None:
+                    result = written
+                    break
+                if fresh:  # cannot happen with one writer; never loop on it
+                    raise ConflictError(f"job {job_id} changed under its own transaction")
+                job = None  # ``current`` was stale: read the stored one and decide again
+            if ack is not None:
+                ack_in(conn, ack)
+            return result, event
 
         return await self.db.write(op)
 

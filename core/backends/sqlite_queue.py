@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 
 from core.backends.codec import loads
-from core.backends.sqlite import enqueue_in
+from core.backends.sqlite import ack_in, enqueue_in
 from core.backends.sqlite_db import SqliteDatabase
 from core.cursors import to_micros
 from core.models import Job, JobId, utcnow
@@ -109,11 +109,7 @@ class SqliteJobQueue:
                 pass
 
     async def ack(self, delivery: Delivery) -> None:
-        await self.db.write(
-            lambda conn: conn.execute(
-                "DELETE FROM queue WHERE job_id = ? AND receipt = ?", (delivery.job_id, delivery.receipt)
-            )
-        )
+        await self.db.write(lambda conn: ack_in(conn, delivery))
 
     async def release(self, delivery: Delivery, delay_seconds: float) -> None:
         """Visible again after the delay; if the row went missing, put one back (never lose a job)."""
