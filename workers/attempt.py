@@ -116,7 +116,7 @@ class Attempt:
         # it (Job.decide_claim); one requested after the claim reaches the handler via the bus or
         # the worker's re-read (runtime._recheck_cancels) and the heartbeat.
         if self.interrupt is None:
-            log.info("job started")
+            log.debug("job started")
             task = self._task = asyncio.create_task(
                 _call(job_type, self.ctx, payload, self.job.timeout_seconds)
             )
