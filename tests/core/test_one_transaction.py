@@ -31,7 +31,9 @@ ALICE = Principal("alice")
 async def embedded(data_dir: Path, *, one_transaction: bool) -> AsyncIterator[JobService]:
     settings = Settings(data_dir=data_dir)
     async with open_backends(settings) as backends:
-        service = JobService(backends.store, backends.queue, backends.bus, JobTypeRegistry(JOB_TYPES), settings)
+        service = JobService(
+            backends.store, backends.queue, backends.bus, JobTypeRegistry(JOB_TYPES), settings
+        )
         assert service.one_transaction is backends.store
         if not one_transaction:
             service.one_transaction = None  # the ports' path: read, conditional update, ack
@@ -39,7 +41,15 @@ async def embedded(data_dir: Path, *, one_transaction: bool) -> AsyncIterator[Jo
 
 
 def _job(job: Job) -> tuple[Any, ...]:
-    return (job.status, job.version, job.attempts, job.lease_owner, job.cancel_requested, job.result, job.error)
+    return (
+        job.status,
+        job.version,
+        job.attempts,
+        job.lease_owner,
+        job.cancel_requested,
+        job.result,
+        job.error,
+    )
 
 
 async def _queue(service: JobService) -> tuple[int, int, int, int]:
