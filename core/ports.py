@@ -216,6 +216,19 @@ class TransactionalStore(Protocol):
         Raises ``JobNotFoundError`` if there is no such job, and whatever ``decide`` raises (nothing
         is written then). ``decide`` runs on the store's writer thread: it must be quick and pure."""
 
+    async def receive_and_decide(
+        self,
+        queue: JobQueue,
+        types: Sequence[str],
+        max_messages: int,
+        wait_seconds: float,
+        visibility_seconds: float,
+        decide_for: Callable[[Delivery], Decide],
+    ) -> list[tuple[Delivery, tuple[Job, JobEvent | None] | Exception]]:
+        """``queue.receive``, and for each message ``decide_and_update`` of its job with
+        ``decide_for(delivery)`` in the same transaction. Each message gets its outcome, or the
+        exception its job's write raised (its message stays taken, as a plain receive's would)."""
+
 
 # -- bus ---------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TypeAlias
 
 import structlog
 
@@ -43,6 +44,7 @@ from core.models import (
 )
 from core.ports import (
     CancelRequested,
+    Decide,
     Delivery,
     EventBus,
     JobFilter,
@@ -83,6 +85,18 @@ class ClaimResult:
 class Stats:
     store: StoreStats
     queues: dict[str, QueueDepth]
+
+
+#: each received message with its claim's result, or the error its claim raised
+ClaimedDeliveries: TypeAlias = list[tuple[Delivery, "ClaimResult | Exception"]]
+#: what a claim's ``decide`` decided (last), in a one-item list it rewrites
+DecisionBox: TypeAlias = list[ClaimDecision]
+
+
+def _claim_result(decision: ClaimDecision, job: Job, worker_id: str) -> ClaimResult:
+    if decision is ClaimDecision.RUN:
+        return ClaimResult(decision, job, Claim(job.id, worker_id, job.attempts))
+    return ClaimResult(decision, job)
 
 
 class JobService:
@@ -319,13 +333,74 @@ class JobService:
         invisibility started, so the lease never outlasts it: if the worker dies, its message must not
         reappear while the lease still holds, or the next worker drops it and the job never runs again.
         """
-        decision = ClaimDecision.DROP
+        decide, decision = self._claim_decider(worker_id, lease_seconds, leased_from)
+        try:
+            job = await self._write(job_id, decide)
+        except JobNotFoundError:
+            return ClaimResult(ClaimDecision.DROP, None)
+        return _claim_result(decision[0], job, worker_id)
+
+    async def receive_claims(
+        self,
+        types: Sequence[str],
+        max_messages: int,
+        wait_seconds: float,
+        worker_id: str,
+        lease_seconds: float,
+    ) -> ClaimedDeliveries:
+        """Receive messages and claim their jobs in one transaction (``one_transaction`` stores only):
+        ``queue.receive`` then ``claim`` for each, in one commit instead of two. Each message comes
+        with its claim's result, or the error its claim raised; the messages' visibility and the
+        leases are ``lease_seconds``, the leases counted from the call (as the worker's ``claim`` counts
+        from when it asked the queue), so that none outlasts its message's invisibility."""
+        store = self.one_transaction
+        if store is None:
+            raise TypeError("receive_claims needs a store that shares its transaction with the queue")
+        decisions: dict[str, DecisionBox] = {}
+        asked_at = self.clock()  # the messages are hidden from after this: the leases start here
+
+        def decide_for(delivery: Delivery) -> Decide:
+            decide, decisions[delivery.receipt] = self._claim_decider(worker_id, lease_seconds, asked_at)
+            return decide
+
+        taken = await store.receive_and_decide(
+            self.queue, types, max_messages, wait_seconds, lease_seconds, decide_for
+        )
+        results: ClaimedDeliveries = []
+        events: list[JobEvent] = []
+        for delivery, outcome in taken:
+            if isinstance(outcome, JobNotFoundError):
+                results.append((delivery, ClaimResult(ClaimDecision.DROP, None)))
+            elif isinstance(outcome, Exception):
+                results.append((delivery, outcome))
+            else:
+                job, event = outcome
+                if event is not None:
+                    events.append(event)
+                results.append((delivery, _claim_result(decisions[delivery.receipt][0], job, worker_id)))
+        # The claims are committed: like the take (``take_then``), answer with them even if cancelled
+        # now, or their jobs would wait for their leases to run out, an attempt lost.
+        publishing = asyncio.ensure_future(self._publish_all(events))
+        try:
+            await asyncio.shield(publishing)
+        except asyncio.CancelledError:
+            await publishing
+        return results
+
+    async def _publish_all(self, events: Sequence[JobEvent]) -> None:
+        for event in events:
+            await self._publish(event)
+
+    def _claim_decider(
+        self, worker_id: str, lease_seconds: float, leased_from: datetime | None
+    ) -> tuple[Decide, DecisionBox]:
+        """The claim's ``decide``, and the list whose one item is what it decided last."""
+        decision = [ClaimDecision.DROP]
 
         def decide(job: Job) -> tuple[Job, JobEvent] | None:
-            nonlocal decision
             now = self.clock()
-            decision = job.decide_claim(now)
-            if decision is ClaimDecision.RUN:
+            decision[0] = job.decide_claim(now)
+            if decision[0] is ClaimDecision.RUN:
                 lease = lease_seconds
                 if leased_from is not None:
                     lease = max(0.0, lease_seconds - (now - leased_from).total_seconds())
@@ -338,23 +413,17 @@ class JobService:
                     new = replace(new, enqueued_at=now)
                 message = f"attempt {new.attempts} of {new.max_attempts} on {worker_id}"
                 return new, JobEvent.of(new, JobEventKind.STARTED, message)
-            if decision is ClaimDecision.CANCEL:
+            if decision[0] is ClaimDecision.CANCEL:
                 new = job.cancelled(now)
                 return new, JobEvent.of(new, JobEventKind.CANCELLED, "cancelled while its worker was lost")
-            if decision is ClaimDecision.FAIL:
+            if decision[0] is ClaimDecision.FAIL:
                 new = job.failed(
                     now, f"worker lost during the last attempt ({job.attempts} of {job.max_attempts})"
                 )
                 return new, JobEvent.of(new, JobEventKind.FAILED, new.error)
             return None
 
-        try:
-            job = await self._write(job_id, decide)
-        except JobNotFoundError:
-            return ClaimResult(ClaimDecision.DROP, None)
-        if decision is ClaimDecision.RUN:
-            return ClaimResult(decision, job, Claim(job.id, worker_id, job.attempts))
-        return ClaimResult(decision, job)
+        return decide, decision
 
     async def heartbeat(self, claim: Claim, lease_seconds: float, current: Job | None = None) -> Job:
         """Extend the lease; the returned job tells whether cancellation was requested."""

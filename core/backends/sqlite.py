@@ -7,7 +7,7 @@ in the very transaction that writes the job: submission and retry are atomic (DE
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 from core.backends.codec import dumps, event_from_dict, event_to_dict, job_from_dict, job_to_dict, loads
 from core.backends.sqlite_db import SqliteDatabase
 from core.cursors import EventCursor, JobCursor, to_micros
-from core.errors import ConflictError, JobNotFoundError
+from core.errors import BackendUnavailableError, ConflictError, JobNotFoundError
 from core.models import Job, JobEvent, JobEventKind, JobId, JobStatus
 from core.ports import Decide, Delivery, JobFilter, JobQueue, StoreStats, TypeCounts
 
@@ -211,32 +211,71 @@ class SqliteJobStore:
         The writer thread is the only writer, so the version read here is still the stored one when
         the UPDATE runs: a stale ``current`` costs one re-read, never a retry through the event loop.
         """
+        return await self.db.write(lambda conn: self._decide_in(conn, job_id, decide, current, ack))
 
-        def op(conn: sqlite3.Connection) -> tuple[Job, JobEvent | None]:
-            job, fresh = current, False
-            while True:
-                if job is None:
-                    row = conn.execute("SELECT doc, payload FROM jobs WHERE id = ?", (job_id,)).fetchone()
-                    if row is None:
-                        raise JobNotFoundError(f"job {job_id} not found", field="id")
-                    job, fresh = job_from_dict(loads(row[0]), loads(row[1])), True
-                outcome = decide(job)
-                if outcome is None:
-                    result, event = job, None
-                    break
-                new, event = outcome
-                written = self._update_in(conn, new, job.version, event)
-                if written is not None:
-                    result = written
-                    break
-                if fresh:  # cannot happen with one writer; never loop on it
-                    raise ConflictError(f"job {job_id} changed under its own transaction")
-                job = None  # ``current`` was stale: read the stored one and decide again
-            if ack is not None:
-                ack_in(conn, ack)
-            return result, event
+    async def receive_and_decide(
+        self,
+        queue: JobQueue,
+        types: Sequence[str],
+        max_messages: int,
+        wait_seconds: float,
+        visibility_seconds: float,
+        decide_for: Callable[[Delivery], Decide],
+    ) -> list[tuple[Delivery, tuple[Job, JobEvent | None] | Exception]]:
+        """Receive from ``queue`` and, in the take's transaction, apply ``decide_for(delivery)`` to
+        each message's job: one commit hides the messages and claims their jobs."""
+        from core.backends.sqlite_queue import SqliteJobQueue  # it imports this module
 
-        return await self.db.write(op)
+        if not isinstance(queue, SqliteJobQueue) or not self.shares_transaction_with(queue):
+            raise TypeError("receive_and_decide needs the SQLite queue of this store's database")
+
+        def then(conn: sqlite3.Connection, delivery: Delivery) -> tuple[Job, JobEvent | None] | Exception:
+            decide = decide_for(delivery)
+            conn.execute("SAVEPOINT decide")
+            try:
+                outcome = self._decide_in(conn, delivery.job_id, decide, None, None)
+            except Exception as exc:  # this job's own failure; the other messages are still taken
+                conn.execute("ROLLBACK TO decide")
+                conn.execute("RELEASE decide")
+                if isinstance(exc, sqlite3.Error):
+                    return BackendUnavailableError(f"SQLite write failed: {exc}")
+                return exc
+            conn.execute("RELEASE decide")
+            return outcome
+
+        return await queue.take_then(types, max_messages, wait_seconds, visibility_seconds, then)
+
+    def _decide_in(
+        self,
+        conn: sqlite3.Connection,
+        job_id: JobId,
+        decide: Decide,
+        current: Job | None,
+        ack: Delivery | None,
+    ) -> tuple[Job, JobEvent | None]:
+        """``decide_and_update``'s work, on the writer thread inside the caller's transaction."""
+        job, fresh = current, False
+        while True:
+            if job is None:
+                row = conn.execute("SELECT doc, payload FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                if row is None:
+                    raise JobNotFoundError(f"job {job_id} not found", field="id")
+                job, fresh = job_from_dict(loads(row[0]), loads(row[1])), True
+            outcome = decide(job)
+            if outcome is None:
+                result, event = job, None
+                break
+            new, event = outcome
+            written = self._update_in(conn, new, job.version, event)
+            if written is not None:
+                result = written
+                break
+            if fresh:  # cannot happen with one writer; never loop on it
+                raise ConflictError(f"job {job_id} changed under its own transaction")
+            job = None  # ``current`` was stale: read the stored one and decide again
+        if ack is not None:
+            ack_in(conn, ack)
+        return result, event
 
     async def mark_enqueued(self, job_id: JobId, at: datetime) -> None:
         def op(conn: sqlite3.Connection) -> None:

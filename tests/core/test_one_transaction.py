@@ -19,8 +19,8 @@ from core.backends import open_backends
 from core.backends.sqlite import SqliteJobStore
 from core.errors import InvalidStateError, JobNotFoundError, LeaseLostError
 from core.jobtypes import JobTypeRegistry
-from core.models import Claim, Job, JobEvent, JobStatus, LogLevel, Principal
-from core.service import JobService, SubmitRequest
+from core.models import Claim, ClaimDecision, Job, JobEvent, JobStatus, LogLevel, Principal
+from core.service import ClaimResult, JobService, SubmitRequest
 from core.settings import Settings
 from tests.support.jobtypes import JOB_TYPES
 
@@ -171,3 +171,99 @@ async def test_concurrent_claims_one_runs(tmp_path: Path, one_transaction: bool)
         assert sorted(r.decision.value for r in results) == ["drop"] * 7 + ["run"]
         events = await service.store.list_events(after=None, limit=10, job_id=job.id)
         assert [e.version for e in events] == [1, 2]
+
+
+async def _claims_trace(service: JobService) -> list[Any]:
+    """Messages of jobs in every state a claim distinguishes; what receiving and claiming them gave."""
+    # ``held`` runs elsewhere under a live lease, and its message is back.
+    held = await service.submit(ALICE, SubmitRequest("noop", {"note": "held"}))
+    [held_message] = await service.queue.receive(["noop"], 1, 0, 30)
+    assert (await service.claim(held.id, "elsewhere", 300)).decision is ClaimDecision.RUN
+    await service.queue.release(held_message, 0)
+    run = await service.submit(ALICE, SubmitRequest("noop", {"note": "run"}))
+    cancelled = await service.submit(ALICE, SubmitRequest("noop", {"note": "cancelled"}))
+    await service.cancel(ALICE, cancelled.id)
+    gone = await service.submit(ALICE, SubmitRequest("noop", {"note": "gone"}))
+    db = service.store.db  # type: ignore[attr-defined]
+    await db.write(lambda conn: conn.execute("DELETE FROM jobs WHERE id = ?", (gone.id,)))
+    names = {run.id: "run", cancelled.id: "cancelled", held.id: "held", gone.id: "gone"}
+    if service.one_transaction is not None:
+        received = await service.receive_claims(["noop"], 10, 0, "w1", 30)
+    else:
+        received = [
+            (d, await service.claim(d.job_id, "w1", 30))
+            for d in await service.queue.receive(["noop"], 10, 0, 30)
+        ]
+    trace: list[Any] = []
+    for delivery, result in received:
+        assert isinstance(result, ClaimResult)
+        trace.append((names[delivery.job_id], result.decision, result.job and _job(result.job), result.claim))
+    return sorted(trace, key=lambda item: str(item[0]))
+
+
+async def test_receive_claims_answers_as_receive_then_claim_does(tmp_path: Path) -> None:
+    async with embedded(tmp_path / "one", one_transaction=True) as one:
+        fast = await _claims_trace(one)
+    async with embedded(tmp_path / "ports", one_transaction=False) as ports:
+        slow = await _claims_trace(ports)
+    assert [(name, decision) for name, decision, *_ in fast] == [
+        ("cancelled", ClaimDecision.DROP),
+        ("gone", ClaimDecision.DROP),
+        ("held", ClaimDecision.DROP),
+        ("run", ClaimDecision.RUN),
+    ]
+    strip = [(n, d, j, c and (c.worker_id, c.attempt)) for n, d, j, c in fast]
+    assert strip == [(n, d, j, c and (c.worker_id, c.attempt)) for n, d, j, c in slow]
+
+
+async def test_a_claim_that_fails_leaves_the_other_claims_and_its_message_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with embedded(tmp_path, one_transaction=True) as service:
+        good = await service.submit(ALICE, SubmitRequest("noop", {}, priority=1))
+        bad = await service.submit(ALICE, SubmitRequest("noop", {}))
+        decider = service._claim_decider
+
+        def failing_for_bad(*args: Any) -> Any:
+            decide, box = decider(*args)
+
+            def maybe_fail(job: Job) -> Any:
+                outcome = decide(job)
+                if job.id == bad.id:
+                    raise RuntimeError("boom")  # after deciding: nothing of it may be written
+                return outcome
+
+            return maybe_fail, box
+
+        monkeypatch.setattr(service, "_claim_decider", failing_for_bad)
+        received = await service.receive_claims(["noop"], 10, 0, "w1", 30)
+        outcomes = {d.job_id: r for d, r in received}
+        assert isinstance(outcomes[bad.id], RuntimeError)
+        good_claim = outcomes[good.id]
+        assert isinstance(good_claim, ClaimResult) and good_claim.decision is ClaimDecision.RUN
+        assert (await service.store.get(bad.id)).status is JobStatus.PENDING  # type: ignore[union-attr]
+        assert (await service.store.get(good.id)).status is JobStatus.PROCESSING  # type: ignore[union-attr]
+        assert (await service.queue.depths(["noop"]))["noop"].in_flight == 2
+
+
+async def test_a_receive_cancelled_while_its_take_commits_answers_with_what_it_took(tmp_path: Path) -> None:
+    """The take commits anyway: its claims must reach the caller, or their jobs wait out their leases."""
+    async with embedded(tmp_path, one_transaction=True) as service:
+        job = await service.submit(ALICE, SubmitRequest("noop", {}))
+        db = service.store.db  # type: ignore[attr-defined]
+        write, committed, proceed = db.write, asyncio.Event(), asyncio.Event()
+
+        async def slow_write(op: Any) -> Any:
+            value = await write(op)
+            committed.set()
+            await proceed.wait()
+            return value
+
+        db.write = slow_write
+        receiving = asyncio.create_task(service.receive_claims(["noop"], 10, 5, "w1", 30))
+        await committed.wait()
+        receiving.cancel()
+        proceed.set()
+        [(delivery, claimed)] = await receiving
+        assert delivery.job_id == job.id and isinstance(claimed, ClaimResult)
+        assert claimed.decision is ClaimDecision.RUN
