@@ -232,8 +232,9 @@ class Worker:
             receive = self._receive_claimed(max_messages, wait)
         else:
             receive = self._receive_unclaimed(max_messages, wait)
-        if wait <= 0:
-            return await receive
+        # Even without a wait, in a task of its own: a receive whose take is committing when it is
+        # cancelled answers with what it took (``SqliteJobQueue.take_then``), which must not swallow
+        # a cancellation of this worker; the worker's own cancellation stays this coroutine's.
         receiving = asyncio.create_task(receive)
         stopping = asyncio.create_task(stop.wait())
         try:
