@@ -197,3 +197,27 @@ async def test_messages_received_as_the_worker_stops_are_given_back(
     assert kinds == (given_back if one_transaction else [JobEventKind.CREATED])
     await drain(service)
     assert (await reload(service, job)).status is JobStatus.COMPLETED
+
+
+async def test_a_worker_cancelled_while_its_take_commits_is_cancelled(make_service: MakeService) -> None:
+    """A take answers with what it took even if cancelled meanwhile (its claims are committed), but the
+    worker's own cancellation still ends the worker."""
+    service = await make_service()
+    await submit(service, "noop", {})
+    db = service.store.db  # type: ignore[attr-defined]
+    write, committed, proceed = db.write, asyncio.Event(), asyncio.Event()
+
+    async def slow_write(op: Any) -> Any:
+        value = await write(op)
+        committed.set()
+        await proceed.wait()
+        return value
+
+    db.write = slow_write
+    run = asyncio.create_task(Worker(service, burst=True).run())
+    await committed.wait()
+    run.cancel()
+    proceed.set()
+    async with asyncio.timeout(10):
+        with pytest.raises(asyncio.CancelledError):
+            await run
