@@ -7,7 +7,7 @@ same suite against all of them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +22,7 @@ __all__ = [
     "BusMessage",
     "BusSubscription",
     "CancelRequested",
+    "Decide",
     "Delivery",
     "EventBus",
     "JobFilter",
@@ -30,6 +31,7 @@ __all__ = [
     "QueueDepth",
     "Resync",
     "StoreStats",
+    "TransactionalStore",
     "TypeCounts",
     "job_topic",
     "owner_topic",
@@ -197,6 +199,46 @@ class JobQueue(Protocol):
         """Take every message out of ``type``'s dead-letter queue; return the job ids."""
 
     async def depths(self, types: Sequence[str]) -> dict[str, QueueDepth]: ...
+
+
+# -- optional: store and queue in one database ----------------------------------------------
+
+#: what a write decides from the job it read: the next job and its event, or ``None`` (no write)
+Decide: TypeAlias = Callable[[Job], tuple[Job, JobEvent | None] | None]
+
+
+class TransactionalStore(Protocol):
+    """An optional store capability, used when the queue lives in the store's database (SQLite).
+
+    Read, decide and write a job in one transaction, and delete the job's message in it too: one
+    commit where the ports alone need a read, a write and an ack (and no conflict can come between
+    the read and the write). The service uses it only if ``shares_transaction_with(queue)``.
+    """
+
+    def shares_transaction_with(self, queue: JobQueue) -> bool:
+        """True when ``queue``'s messages are rows this store's transactions can write."""
+
+    async def decide_and_update(
+        self, job_id: JobId, decide: Decide, current: Job | None, ack: Delivery | None
+    ) -> tuple[Job, JobEvent | None]:
+        """Apply ``decide`` to the job (``current`` if still the stored version, else as read) and
+        write the outcome conditionally on the version, with its event; then delete ``ack``'s message
+        if given. Returns the job as written (or as read, when ``decide`` wrote nothing) and the event.
+        Raises ``JobNotFoundError`` if there is no such job, and whatever ``decide`` raises (nothing
+        is written then). ``decide`` runs on the store's writer thread: it must be quick and pure."""
+
+    async def receive_and_decide(
+        self,
+        queue: JobQueue,
+        types: Sequence[str],
+        max_messages: int,
+        wait_seconds: float,
+        visibility_seconds: float,
+        decide_for: Callable[[Delivery], Decide],
+    ) -> list[tuple[Delivery, tuple[Job, JobEvent | None] | Exception]]:
+        """``queue.receive``, and for each message ``decide_and_update`` of its job with
+        ``decide_for(delivery)`` in the same transaction. Each message gets its outcome, or the
+        exception its job's write raised (its message stays taken, as a plain receive's would)."""
 
 
 # -- bus ---------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 import structlog
 
@@ -42,7 +42,18 @@ from core.models import (
     Principal,
     utcnow,
 )
-from core.ports import CancelRequested, EventBus, JobFilter, JobQueue, JobStore, QueueDepth, StoreStats
+from core.ports import (
+    CancelRequested,
+    Decide,
+    Delivery,
+    EventBus,
+    JobFilter,
+    JobQueue,
+    JobStore,
+    QueueDepth,
+    StoreStats,
+    TransactionalStore,
+)
 from core.settings import Settings
 from core.submission import (
     MAX_DELAY_SECONDS,
@@ -83,6 +94,18 @@ class Stats:
     queues: dict[str, QueueDepth]
 
 
+#: each received message with its claim's result, or the error its claim raised
+ClaimedDeliveries: TypeAlias = list[tuple[Delivery, "ClaimResult | Exception"]]
+#: what a claim's ``decide`` decided (last), in a one-item list it rewrites
+DecisionBox: TypeAlias = list[ClaimDecision]
+
+
+def _claim_result(decision: ClaimDecision, job: Job, worker_id: str) -> ClaimResult:
+    if decision is ClaimDecision.RUN:
+        return ClaimResult(decision, job, Claim(job.id, worker_id, job.attempts))
+    return ClaimResult(decision, job)
+
+
 class JobService:
     """Submit, read, cancel, retry; and, for workers, claim, report and finish."""
 
@@ -104,6 +127,11 @@ class JobService:
         self.settings = settings
         self.clock = clock
         self.listeners: list[EventListener] = []
+        #: the store, when it can read, decide, write and ack in one transaction (see ``_write``)
+        self.one_transaction: TransactionalStore | None = None
+        shares = getattr(store, "shares_transaction_with", None)
+        if shares is not None and shares(queue):
+            self.one_transaction = store  # type: ignore[assignment]
         #: large payloads and results kept in ``blobs`` (references in the job); see core/blobs.py
         self.blobs = LargeValues(
             blobs,
@@ -128,12 +156,35 @@ class JobService:
         job_id: JobId,
         decide: Callable[[Job], tuple[Job, JobEvent | None] | None],
         current: Job | None = None,
+        *,
+        ack: Delivery | None = None,
     ) -> Job:
         """Apply ``decide`` as one conditional write, re-reading and re-deciding on conflict.
 
         ``decide`` returns the next job and its event, or ``None`` when there is nothing to write.
-        ``current`` saves the first read when the caller already holds the latest version.
+        ``current`` saves the first read when the caller already holds the latest version. ``ack``:
+        the job's message, deleted once the write is done (in its transaction when the store can).
+        When the store and queue share a database, all of it is one transaction (one commit, no
+        read through the reader pool, no conflict to retry): fig. 4's worker spent four commits
+        and a read per job.
         """
+        if self.one_transaction is not None:
+            job, event = await self.one_transaction.decide_and_update(job_id, decide, current, ack)
+            if event is not None:
+                await self._publish(event)
+            return job
+        job = await self._write_read_then_update(job_id, decide, current)
+        if ack is not None:
+            await self.queue.ack(ack)
+        return job
+
+    async def _write_read_then_update(
+        self,
+        job_id: JobId,
+        decide: Callable[[Job], tuple[Job, JobEvent | None] | None],
+        current: Job | None,
+    ) -> Job:
+        """``_write`` through the ports alone: read, decide, conditional update, retry on conflict."""
         job = current
         for _ in range(MAX_CONFLICT_RETRIES):
             if job is None:
@@ -334,13 +385,74 @@ class JobService:
         invisibility started, so the lease never outlasts it: if the worker dies, its message must not
         reappear while the lease still holds, or the next worker drops it and the job never runs again.
         """
-        decision = ClaimDecision.DROP
+        decide, decision = self._claim_decider(worker_id, lease_seconds, leased_from)
+        try:
+            job = await self._write(job_id, decide)
+        except JobNotFoundError:
+            return ClaimResult(ClaimDecision.DROP, None)
+        return _claim_result(decision[0], job, worker_id)
+
+    async def receive_claims(
+        self,
+        types: Sequence[str],
+        max_messages: int,
+        wait_seconds: float,
+        worker_id: str,
+        lease_seconds: float,
+    ) -> ClaimedDeliveries:
+        """Receive messages and claim their jobs in one transaction (``one_transaction`` stores only):
+        ``queue.receive`` then ``claim`` for each, in one commit instead of two. Each message comes
+        with its claim's result, or the error its claim raised; the messages' visibility and the
+        leases are ``lease_seconds``, the leases counted from the call (as the worker's ``claim`` counts
+        from when it asked the queue), so that none outlasts its message's invisibility."""
+        store = self.one_transaction
+        if store is None:
+            raise TypeError("receive_claims needs a store that shares its transaction with the queue")
+        decisions: dict[str, DecisionBox] = {}
+        asked_at = self.clock()  # the messages are hidden from after this: the leases start here
+
+        def decide_for(delivery: Delivery) -> Decide:
+            decide, decisions[delivery.receipt] = self._claim_decider(worker_id, lease_seconds, asked_at)
+            return decide
+
+        taken = await store.receive_and_decide(
+            self.queue, types, max_messages, wait_seconds, lease_seconds, decide_for
+        )
+        results: ClaimedDeliveries = []
+        events: list[JobEvent] = []
+        for delivery, outcome in taken:
+            if isinstance(outcome, JobNotFoundError):
+                results.append((delivery, ClaimResult(ClaimDecision.DROP, None)))
+            elif isinstance(outcome, Exception):
+                results.append((delivery, outcome))
+            else:
+                job, event = outcome
+                if event is not None:
+                    events.append(event)
+                results.append((delivery, _claim_result(decisions[delivery.receipt][0], job, worker_id)))
+        # The claims are committed: like the take (``take_then``), answer with them even if cancelled
+        # now, or their jobs would wait for their leases to run out, an attempt lost.
+        publishing = asyncio.ensure_future(self._publish_all(events))
+        try:
+            await asyncio.shield(publishing)
+        except asyncio.CancelledError:
+            await publishing
+        return results
+
+    async def _publish_all(self, events: Sequence[JobEvent]) -> None:
+        for event in events:
+            await self._publish(event)
+
+    def _claim_decider(
+        self, worker_id: str, lease_seconds: float, leased_from: datetime | None
+    ) -> tuple[Decide, DecisionBox]:
+        """The claim's ``decide``, and the list whose one item is what it decided last."""
+        decision = [ClaimDecision.DROP]
 
         def decide(job: Job) -> tuple[Job, JobEvent] | None:
-            nonlocal decision
             now = self.clock()
-            decision = job.decide_claim(now)
-            if decision is ClaimDecision.RUN:
+            decision[0] = job.decide_claim(now)
+            if decision[0] is ClaimDecision.RUN:
                 lease = lease_seconds
                 if leased_from is not None:
                     lease = max(0.0, lease_seconds - (now - leased_from).total_seconds())
@@ -353,23 +465,17 @@ class JobService:
                     new = replace(new, enqueued_at=now)
                 message = f"attempt {new.attempts} of {new.max_attempts} on {worker_id}"
                 return new, JobEvent.of(new, JobEventKind.STARTED, message)
-            if decision is ClaimDecision.CANCEL:
+            if decision[0] is ClaimDecision.CANCEL:
                 new = job.cancelled(now)
                 return new, JobEvent.of(new, JobEventKind.CANCELLED, "cancelled while its worker was lost")
-            if decision is ClaimDecision.FAIL:
+            if decision[0] is ClaimDecision.FAIL:
                 new = job.failed(
                     now, f"worker lost during the last attempt ({job.attempts} of {job.max_attempts})"
                 )
                 return new, JobEvent.of(new, JobEventKind.FAILED, new.error)
             return None
 
-        try:
-            job = await self._write(job_id, decide)
-        except JobNotFoundError:
-            return ClaimResult(ClaimDecision.DROP, None)
-        if decision is ClaimDecision.RUN:
-            return ClaimResult(decision, job, Claim(job.id, worker_id, job.attempts))
-        return ClaimResult(decision, job)
+        return decide, decision
 
     async def heartbeat(self, claim: Claim, lease_seconds: float, current: Job | None = None) -> Job:
         """Extend the lease; the returned job tells whether cancellation was requested."""
@@ -396,8 +502,11 @@ class JobService:
 
         return await self._write(claim.job_id, decide, current)
 
-    async def complete(self, claim: Claim, result: JSONValue, current: Job | None = None) -> Job:
-        """COMPLETED with ``result`` (a large one is stored as a blob first, the job refers to it)."""
+    async def complete(
+        self, claim: Claim, result: JSONValue, current: Job | None = None, *, ack: Delivery | None = None
+    ) -> Job:
+        """COMPLETED with ``result`` (a large one is stored as a blob first, the job refers to it);
+        ``ack``: the message that brought the job, acknowledged with the write (see ``_write``)."""
         stored = await self.blobs.offload(f"results/{claim.job_id}/{claim.attempt}", result)
 
         def decide(job: Job) -> tuple[Job, JobEvent]:
@@ -405,7 +514,7 @@ class JobService:
             return new, JobEvent.of(new, JobEventKind.COMPLETED)
 
         try:
-            return await self._write(claim.job_id, decide, current)
+            return await self._write(claim.job_id, decide, current, ack=ack)
         except (LeaseLostError, InvalidStateError, JobNotFoundError, ConflictError):
             # Definitely not written (an unavailable store may have written it: keep the blob then).
             await self.blobs.discard(stored, result)
@@ -443,15 +552,17 @@ class JobService:
 
         return await self._write(claim.job_id, decide, current)
 
-    async def finish_cancelled(self, claim: Claim, current: Job | None = None) -> Job:
-        """The worker stopped the handler because cancellation was requested."""
+    async def finish_cancelled(
+        self, claim: Claim, current: Job | None = None, *, ack: Delivery | None = None
+    ) -> Job:
+        """The worker stopped the handler because cancellation was requested (``ack``: as ``complete``)."""
 
         def decide(job: Job) -> tuple[Job, JobEvent]:
             job.check_claim(claim)
             new = job.cancelled(self.clock())
             return new, JobEvent.of(new, JobEventKind.CANCELLED, "handler stopped")
 
-        return await self._write(claim.job_id, decide, current)
+        return await self._write(claim.job_id, decide, current, ack=ack)
 
     async def release(self, claim: Claim, reason: str, current: Job | None = None) -> Job:
         """Give a job back unfinished (shutdown): PENDING, the interrupted attempt not counted."""
@@ -519,4 +630,3 @@ class JobService:
             except (JobNotFoundError, InvalidStateError):
                 continue  # retried by hand already, or gone: nothing to bring back
         return moved
-

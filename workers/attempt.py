@@ -116,7 +116,7 @@ class Attempt:
         # it (Job.decide_claim); one requested after the claim reaches the handler via the bus or
         # the worker's re-read (runtime._recheck_cancels) and the heartbeat.
         if self.interrupt is None:
-            log.info("job started")
+            log.debug("job started")
             task = self._task = asyncio.create_task(
                 _call(job_type, self.ctx, payload, self.job.timeout_seconds)
             )
@@ -171,9 +171,10 @@ class Attempt:
         elif interrupt is Interrupt.CANCEL:
             await self.ctx.close()
             await self.ctx.write(
-                lambda current: self.service.finish_cancelled(self.ctx.claim, current=current)
+                lambda current: self.service.finish_cancelled(
+                    self.ctx.claim, current=current, ack=self.delivery
+                )
             )
-            await self.service.queue.ack(self.delivery)
             log.info("job cancelled")
         elif interrupt is Interrupt.SHUTDOWN and (task is None or task.cancelled()):
             await self._give_back()
@@ -199,8 +200,9 @@ class Attempt:
         plain: JSONValue = orjson.loads(encoded)  # what the store keeps: plain JSON, no datetimes etc.
         await self.ctx.flush()
         await self.ctx.close()
-        await self.ctx.write(lambda current: self.service.complete(self.ctx.claim, plain, current=current))
-        await self.service.queue.ack(self.delivery)
+        await self.ctx.write(
+            lambda current: self.service.complete(self.ctx.claim, plain, current=current, ack=self.delivery)
+        )
         log.info("job completed")
 
     async def _failed(self, exc: BaseException) -> None:

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
 from contextlib import suppress
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import structlog
 
@@ -37,7 +37,7 @@ from core.errors import (
 )
 from core.models import ClaimDecision, JobId, JobStatus
 from core.ports import CONTROL, CancelRequested, Delivery, Resync
-from core.service import JobService
+from core.service import ClaimResult, JobService
 from workers.attempt import Attempt, Interrupt, seconds_until
 
 __all__ = ["Worker", "default_worker_id"]
@@ -52,6 +52,10 @@ RELEASE_WRITE_SECONDS = 4.0
 IDLE_PAUSE_SECONDS = 0.5
 # Cancel requests for jobs this worker does not (yet) run, remembered for a claim racing them.
 REMEMBERED_CANCELS = 1_000
+
+
+#: a received message, with its claim's outcome when it came claimed
+Received: TypeAlias = tuple[Delivery, ClaimResult | Exception | None]
 
 
 def default_worker_id() -> str:
@@ -192,8 +196,8 @@ class Worker:
             backoff.reset()
             if deliveries is None:
                 return  # stopped while receiving
-            for delivery in deliveries:
-                self._start(delivery, asked_at)
+            for delivery, claimed in deliveries:
+                self._start(delivery, asked_at, claimed=claimed)
             if deliveries:
                 continue
             if self.burst and not self._tasks:
@@ -216,11 +220,21 @@ class Worker:
             return False
         return True
 
-    async def _receive(self, max_messages: int, wait: float, stop: asyncio.Event) -> list[Delivery] | None:
-        """Receive, but give up the wait when ``stop`` is set; ``None`` then (and nothing kept)."""
-        receive = self.service.queue.receive(self.types, max_messages, wait, self.settings.visibility_timeout)
-        if wait <= 0:
-            return await receive
+    async def _receive(self, max_messages: int, wait: float, stop: asyncio.Event) -> list[Received] | None:
+        """Receive, but give up the wait when ``stop`` is set; ``None`` then (and nothing kept).
+
+        Where the store and queue share a transaction, the messages come claimed (one commit for
+        both: ``JobService.receive_claims``); if ``stop`` is set by then, their jobs are given back
+        (PENDING, the attempt not counted) rather than run, as plain messages are released.
+        """
+        receive: Coroutine[Any, Any, list[Received]]
+        if self.service.one_transaction is not None:
+            receive = self._receive_claimed(max_messages, wait)
+        else:
+            receive = self._receive_unclaimed(max_messages, wait)
+        # Even without a wait, in a task of its own: a receive whose take is committing when it is
+        # cancelled answers with what it took (``SqliteJobQueue.take_then``), which must not swallow
+        # a cancellation of this worker; the worker's own cancellation stays this coroutine's.
         receiving = asyncio.create_task(receive)
         stopping = asyncio.create_task(stop.wait())
         try:
@@ -233,17 +247,41 @@ class Worker:
             await asyncio.wait({receiving})
         if receiving.cancelled():
             return None
-        deliveries = receiving.result()
+        received = receiving.result()
         if stop.is_set():
-            for delivery in deliveries:
-                with suppress(Exception):
-                    await self.service.queue.release(delivery, 0)
+            for delivery, claimed in received:
+                if claimed is None:
+                    with suppress(Exception):
+                        await self.service.queue.release(delivery, 0)
+                else:
+                    self._start(delivery, claimed=claimed, give_back=True)
             return None
-        return deliveries
+        return received
 
-    def _start(self, delivery: Delivery, asked_at: datetime | None = None) -> None:
-        """Handle one message in a task of its own; ``asked_at``: when the queue was asked for it."""
-        task = asyncio.create_task(self._process(delivery, asked_at), name=f"jobpulse job {delivery.job_id}")
+    async def _receive_claimed(self, max_messages: int, wait: float) -> list[Received]:
+        visibility = self.settings.visibility_timeout
+        claims = await self.service.receive_claims(self.types, max_messages, wait, self.worker_id, visibility)
+        return [(delivery, claimed) for delivery, claimed in claims]
+
+    async def _receive_unclaimed(self, max_messages: int, wait: float) -> list[Received]:
+        visibility = self.settings.visibility_timeout
+        deliveries = await self.service.queue.receive(self.types, max_messages, wait, visibility)
+        return [(delivery, None) for delivery in deliveries]
+
+    def _start(
+        self,
+        delivery: Delivery,
+        asked_at: datetime | None = None,
+        *,
+        claimed: ClaimResult | Exception | None = None,
+        give_back: bool = False,
+    ) -> None:
+        """Handle one message in a task of its own; ``asked_at``: when the queue was asked for it;
+        ``claimed``: its claim's outcome when it came claimed (else the task claims it); ``give_back``:
+        a job claimed to run is given back unrun (the worker is stopping)."""
+        task = asyncio.create_task(
+            self._process(delivery, asked_at, claimed, give_back), name=f"jobpulse job {delivery.job_id}"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._finished)
 
@@ -314,10 +352,16 @@ class Worker:
                 self._cancel_requested(job.id)
 
     # -- one message --------------------------------------------------------------------------
-    async def _process(self, delivery: Delivery, asked_at: datetime | None) -> None:
+    async def _process(
+        self,
+        delivery: Delivery,
+        asked_at: datetime | None,
+        claimed: ClaimResult | Exception | None,
+        give_back: bool = False,
+    ) -> None:
         with structlog.contextvars.bound_contextvars(job_id=delivery.job_id, type=delivery.type):
             try:
-                await self._handle(delivery, asked_at)
+                await self._handle(delivery, asked_at, claimed, give_back)
             except LeaseLostError as exc:
                 log.warning("lease lost; the job is someone else's now", error=str(exc))
             except (BackendUnavailableError, ConflictError) as exc:
@@ -329,11 +373,20 @@ class Worker:
             except Exception:
                 log.exception("unexpected error while handling a message")
 
-    async def _handle(self, delivery: Delivery, asked_at: datetime | None) -> None:
+    async def _handle(
+        self,
+        delivery: Delivery,
+        asked_at: datetime | None,
+        claimed: ClaimResult | Exception | None,
+        give_back: bool = False,
+    ) -> None:
         queue = self.service.queue
-        claimed = await self.service.claim(
-            delivery.job_id, self.worker_id, self.settings.visibility_timeout, leased_from=asked_at
-        )
+        if isinstance(claimed, Exception):
+            raise claimed  # the claim's own error, handled as if the claim had been made here
+        if claimed is None:
+            claimed = await self.service.claim(
+                delivery.job_id, self.worker_id, self.settings.visibility_timeout, leased_from=asked_at
+            )
         job = claimed.job
         if job is None:
             log.warning("message for a job that does not exist; dropped")
@@ -342,7 +395,7 @@ class Worker:
         decision = claimed.decision
         if decision is ClaimDecision.RUN:
             assert claimed.claim is not None
-            await self._run(Attempt(self.service, delivery, claimed.claim, job))
+            await self._run(Attempt(self.service, delivery, claimed.claim, job), give_back)
         elif decision is ClaimDecision.NOT_YET:
             await queue.release(delivery, seconds_until(self.service, job.run_at))
         elif decision is ClaimDecision.FAIL:
@@ -361,7 +414,7 @@ class Worker:
             log.debug("message not needed; dropped", decision=decision.value, status=job.status.value)
             await queue.ack(delivery)
 
-    async def _run(self, attempt: Attempt) -> None:
+    async def _run(self, attempt: Attempt, give_back: bool = False) -> None:
         job_id = attempt.job.id
         structlog.contextvars.bind_contextvars(attempt=attempt.ctx.attempt)
         superseded = self._running.get(job_id)
@@ -370,7 +423,7 @@ class Worker:
             superseded.stop(Interrupt.LEASE_LOST)
         self._running[job_id] = attempt
         try:
-            if self._interrupting:
+            if self._interrupting or give_back:
                 attempt.stop(Interrupt.SHUTDOWN)
             elif self._unmatched_cancels.pop(job_id, False):
                 # A cancel request raced our claim: believe the store, not the (maybe stale) message.

@@ -7,7 +7,7 @@ in the very transaction that writes the job: submission and retry are atomic (DE
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,9 +22,10 @@ from core.backends.codec import (
 )
 from core.backends.sqlite_db import SqliteDatabase
 from core.cursors import EventCursor, JobCursor, to_micros
+from core.errors import BackendUnavailableError, ConflictError, JobNotFoundError
 from core.jobcopy import copy_job
 from core.models import Job, JobEvent, JobEventKind, JobId, JobStatus, JSONValue
-from core.ports import JobFilter, StoreStats, TypeCounts
+from core.ports import Decide, Delivery, JobFilter, JobQueue, StoreStats, TypeCounts
 
 __all__ = ["SqliteJobStore"]
 
@@ -92,6 +93,11 @@ def _visible_us(job: Job) -> int:
 def enqueue_in(conn: sqlite3.Connection, job: Job, visible_us: int) -> None:
     """Put (or put back) ``job``'s one message in the queue table; shared with ``SqliteJobQueue``."""
     conn.execute(_ENQUEUE, _queue_row(job, visible_us))
+
+
+def ack_in(conn: sqlite3.Connection, delivery: Delivery) -> None:
+    """Delete ``delivery``'s message unless it was received again since; shared with ``SqliteJobQueue``."""
+    conn.execute("DELETE FROM queue WHERE job_id = ? AND receipt = ?", (delivery.job_id, delivery.receipt))
 
 
 def _filter_sql(filter: JobFilter) -> tuple[str, list[Any]]:
@@ -252,23 +258,104 @@ class SqliteJobStore:
 
         return await self.db.read(op) if ids else {}
 
-    async def update(self, job: Job, expected_version: int, event: JobEvent | None) -> Job | None:
-        def op(conn: sqlite3.Connection) -> Job | None:
-            written = self._with_enqueued_at(job)
-            row = _row(written)
-            cursor = conn.execute(
-                "UPDATE jobs SET status = ?, version = ?, updated_us = ?, run_us = ?, enqueued_us = ?,"
-                " started_us = ?, completed_us = ?, doc = ? WHERE id = ? AND version = ?",
-                (*row[3:5], *row[6:11], row[12], job.id, expected_version),
-            )
-            if cursor.rowcount != 1:
-                return None
-            if event is not None:
-                _insert_event(conn, event)
-            self._enqueue(conn, job, written)
-            return written
+    def _update_in(
+        self, conn: sqlite3.Connection, job: Job, expected_version: int, event: JobEvent | None
+    ) -> Job | None:
+        written = self._with_enqueued_at(job)
+        row = _row(written)
+        cursor = conn.execute(
+            "UPDATE jobs SET status = ?, version = ?, updated_us = ?, run_us = ?, enqueued_us = ?,"
+            " started_us = ?, completed_us = ?, doc = ? WHERE id = ? AND version = ?",
+            (*row[3:5], *row[6:11], row[12], job.id, expected_version),
+        )
+        if cursor.rowcount != 1:
+            return None
+        if event is not None:
+            _insert_event(conn, event)
+        self._enqueue(conn, job, written)
+        return written
 
-        return await self.db.write(op)
+    async def update(self, job: Job, expected_version: int, event: JobEvent | None) -> Job | None:
+        return await self.db.write(lambda conn: self._update_in(conn, job, expected_version, event))
+
+    # -- TransactionalStore: the queue is a table of this database ------------------------------
+    def shares_transaction_with(self, queue: JobQueue) -> bool:
+        """The SQLite queue on this very database, and the store enqueues in its transactions."""
+        return self.transactional_queue and getattr(queue, "db", None) is self.db
+
+    async def decide_and_update(
+        self, job_id: JobId, decide: Decide, current: Job | None, ack: Delivery | None
+    ) -> tuple[Job, JobEvent | None]:
+        """Read (unless ``current`` is still stored), decide, write and ack in one write op.
+
+        The writer thread is the only writer, so the version read here is still the stored one when
+        the UPDATE runs: a stale ``current`` costs one re-read, never a retry through the event loop.
+        """
+        return await self.db.write(lambda conn: self._decide_in(conn, job_id, decide, current, ack))
+
+    async def receive_and_decide(
+        self,
+        queue: JobQueue,
+        types: Sequence[str],
+        max_messages: int,
+        wait_seconds: float,
+        visibility_seconds: float,
+        decide_for: Callable[[Delivery], Decide],
+    ) -> list[tuple[Delivery, tuple[Job, JobEvent | None] | Exception]]:
+        """Receive from ``queue`` and, in the take's transaction, apply ``decide_for(delivery)`` to
+        each message's job: one commit hides the messages and claims their jobs."""
+        from core.backends.sqlite_queue import SqliteJobQueue  # it imports this module
+
+        if not isinstance(queue, SqliteJobQueue) or not self.shares_transaction_with(queue):
+            raise TypeError("receive_and_decide needs the SQLite queue of this store's database")
+
+        def then(conn: sqlite3.Connection, delivery: Delivery) -> tuple[Job, JobEvent | None] | Exception:
+            decide = decide_for(delivery)
+            conn.execute("SAVEPOINT decide")
+            try:
+                outcome = self._decide_in(conn, delivery.job_id, decide, None, None)
+            except Exception as exc:  # this job's own failure; the other messages are still taken
+                conn.execute("ROLLBACK TO decide")
+                conn.execute("RELEASE decide")
+                if isinstance(exc, sqlite3.Error):
+                    return BackendUnavailableError(f"SQLite write failed: {exc}")
+                return exc
+            conn.execute("RELEASE decide")
+            return outcome
+
+        return await queue.take_then(types, max_messages, wait_seconds, visibility_seconds, then)
+
+    def _decide_in(
+        self,
+        conn: sqlite3.Connection,
+        job_id: JobId,
+        decide: Decide,
+        current: Job | None,
+        ack: Delivery | None,
+    ) -> tuple[Job, JobEvent | None]:
+        """``decide_and_update``'s work, on the writer thread inside the caller's transaction."""
+        job, fresh = current, False
+        while True:
+            if job is None:
+                row = conn.execute("SELECT doc, payload FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                if row is None:
+                    raise JobNotFoundError(f"job {job_id} not found", field="id")
+                job, fresh = job_from_dict(loads(row[0]), loads(row[1])), True
+            outcome = decide(job)
+            if outcome is None:
+                result, event = job, None
+                break
+            new, event = outcome
+            written = self._update_in(conn, new, job.version, event)
+            if written is not None:
+                result = written
+                break
+            if fresh:  # cannot happen with one writer; never loop on it
+                raise ConflictError(f"job {job_id} changed under its own transaction")
+            job = None  # ``current`` was stale: read the stored one and decide again
+        if ack is not None:
+            ack_in(conn, ack)
+        return result, event
 
     async def mark_enqueued(self, job_id: JobId, at: datetime) -> None:
         def op(conn: sqlite3.Connection) -> None:

@@ -11,16 +11,19 @@ import asyncio
 import sqlite3
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from core.backends.codec import loads
-from core.backends.sqlite import enqueue_in
+from core.backends.sqlite import ack_in, enqueue_in
 from core.backends.sqlite_db import SqliteDatabase
 from core.cursors import to_micros
 from core.models import Job, JobId, utcnow
 from core.ports import Delivery, QueueDepth
 
 __all__ = ["SqliteJobQueue"]
+
+T = TypeVar("T")
 
 # Another process may write the same file (``jobpulse api`` + ``jobpulse worker``); its sends
 # cannot wake us, so an idle receive looks again at least this often.
@@ -29,6 +32,10 @@ POLL_SECONDS = 0.25
 
 def _now_us() -> int:
     return time.time_ns() // 1000
+
+
+def _nothing(conn: sqlite3.Connection, delivery: Delivery) -> None:
+    """``take_then``'s step for a plain receive."""
 
 
 class SqliteJobQueue:
@@ -64,19 +71,36 @@ class SqliteJobQueue:
     async def receive(
         self, types: Sequence[str], max_messages: int, wait_seconds: float, visibility_seconds: float
     ) -> list[Delivery]:
+        taken = await self.take_then(types, max_messages, wait_seconds, visibility_seconds, _nothing)
+        return [delivery for delivery, _ in taken]
+
+    async def take_then(
+        self,
+        types: Sequence[str],
+        max_messages: int,
+        wait_seconds: float,
+        visibility_seconds: float,
+        then: Callable[[sqlite3.Connection, Delivery], T],
+    ) -> list[tuple[Delivery, T]]:
+        """``receive``, and ``then(conn, delivery)`` for each message taken, in the
+        transaction that takes it (the store claims the job there: ``SqliteJobStore.receive_and_decide``).
+
+        Cancelled while the take is being committed, it answers with what it took instead: the take
+        commits anyway, and what it hid (and claimed) must reach a caller that can run or give it back.
+        """
         deadline = time.monotonic() + wait_seconds
         if not types:
             return []
         placeholders = ", ".join("?" * len(types))
 
-        def take(conn: sqlite3.Connection) -> list[Delivery]:
+        def take(conn: sqlite3.Connection) -> list[tuple[Delivery, T]]:
             now = _now_us()
             rows = conn.execute(
                 f"SELECT job_id, type, receive_count FROM queue WHERE type IN ({placeholders}) AND dead = 0"
                 " AND visible_us <= ? ORDER BY priority DESC, seq LIMIT ?",
                 (*types, now, max_messages),
             ).fetchall()
-            deliveries = []
+            taken = []
             for job_id, type_, count in rows:
                 receipt = uuid.uuid4().hex
                 conn.execute(
@@ -84,8 +108,9 @@ class SqliteJobQueue:
                     " WHERE job_id = ?",
                     (receipt, now + int(visibility_seconds * 1e6), job_id),
                 )
-                deliveries.append(Delivery(job_id, type_, receipt, count + 1))
-            return deliveries
+                delivery = Delivery(job_id, type_, receipt, count + 1)
+                taken.append((delivery, then(conn, delivery)))
+            return taken
 
         def next_visible(conn: sqlite3.Connection) -> int | None:
             row = conn.execute(
@@ -95,10 +120,17 @@ class SqliteJobQueue:
 
         while True:
             changed = self._changed
-            deliveries = await self.db.write(take)
+            write = asyncio.ensure_future(self.db.write(take))
+            try:
+                taken = await asyncio.shield(write)
+            except asyncio.CancelledError:
+                taken = await write
+                if not taken:
+                    raise
+                return taken
             remaining = deadline - time.monotonic()
-            if deliveries or remaining <= 0:
-                return deliveries
+            if taken or remaining <= 0:
+                return taken
             upcoming = await self.db.read(next_visible)
             pause = min(remaining, POLL_SECONDS)
             if upcoming is not None:
@@ -109,11 +141,7 @@ class SqliteJobQueue:
                 pass
 
     async def ack(self, delivery: Delivery) -> None:
-        await self.db.write(
-            lambda conn: conn.execute(
-                "DELETE FROM queue WHERE job_id = ? AND receipt = ?", (delivery.job_id, delivery.receipt)
-            )
-        )
+        await self.db.write(lambda conn: ack_in(conn, delivery))
 
     async def release(self, delivery: Delivery, delay_seconds: float) -> None:
         """Visible again after the delay; if the row went missing, put one back (never lose a job)."""

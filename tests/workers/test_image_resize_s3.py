@@ -96,7 +96,11 @@ async def test_an_s3_image_is_resized_into_the_jobpulse_bucket(
 
     assert done.status is JobStatus.COMPLETED, done.error
     assert isinstance(done.result, dict)
-    assert {k: done.result[k] for k in ("width", "height", "format")} == {"width": 30, "height": 20, "format": "PNG"}
+    assert {k: done.result[k] for k in ("width", "height", "format")} == {
+        "width": 30,
+        "height": 20,
+        "format": "PNG",
+    }
     location = done.result["location"]
     assert isinstance(location, str) and location.startswith(f"s3://{bucket}/jobpulse/images/{done.id}/")
     assert "image" not in done.result
@@ -165,7 +169,9 @@ async def test_a_missing_s3_image_fails_the_job_at_once(make_service: MakeServic
     assert done.error is not None and "none.png" in done.error
 
 
-async def test_s3_inputs_are_refused_on_the_embedded_file_store(make_service: MakeService, bucket: str) -> None:
+async def test_s3_inputs_are_refused_on_the_embedded_file_store(
+    make_service: MakeService, bucket: str
+) -> None:
     """Without S3 (the embedded file store only), an ``s3://`` input is refused naming the setting."""
     service = await make_service(s3_bucket=None)
     assert service.blobs.store is not None and not service.blobs.store.shareable

@@ -16,6 +16,7 @@ import pytest
 
 from core.models import ClaimDecision, Job, JobStatus
 from core.ports import Delivery
+from core.service import JobService
 from tests.workers.conftest import FakeClock, MakeService, drain, reload, submit
 from tests.workers.jobtypes import Latch
 from workers.runtime import Worker
@@ -27,6 +28,7 @@ async def test_lease_runs_from_the_receive_not_from_the_claim(
     """A claim made seconds after the receive holds the job only until the message reappears."""
     clock = FakeClock()
     service = await make_service(clock=clock, visibility_timeout=30)
+    service.one_transaction = None  # receive, then claim: the ports' path (SQS)
     latch = latches("slow-claim")
     job = await submit(service, "latch", {"latch": "slow-claim"})
     receive = service.queue.receive
@@ -44,6 +46,36 @@ async def test_lease_runs_from_the_receive_not_from_the_claim(
         return deliveries
 
     monkeypatch.setattr(service.queue, "receive", slow_receive)
+    await _run_until_started(service, job, latch, asked_at)
+
+
+async def test_lease_of_a_claim_made_with_the_receive_runs_from_the_ask(
+    make_service: MakeService, latches: Callable[[str], Latch], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Receive and claim in one transaction (embedded): the lease still starts when the queue was asked,
+    however long the receive then took, so it cannot outlast the message's invisibility."""
+    clock = FakeClock()
+    service = await make_service(clock=clock, visibility_timeout=30)
+    assert service.one_transaction is not None
+    latch = latches("slow-take")
+    job = await submit(service, "latch", {"latch": "slow-take"})
+    store = service.one_transaction
+    receive_and_decide = store.receive_and_decide
+    asked_at: list[datetime] = []
+
+    async def slow_receive(*args: Any) -> Any:
+        before = clock()
+        clock.advance(5)  # the take comes 5 s after the ask (a long poll, a slow store)
+        taken = await receive_and_decide(*args)
+        if taken:
+            asked_at.append(before)
+        return taken
+
+    monkeypatch.setattr(store, "receive_and_decide", slow_receive)
+    await _run_until_started(service, job, latch, asked_at)
+
+
+async def _run_until_started(service: JobService, job: Job, latch: Latch, asked_at: list[datetime]) -> None:
     stop = asyncio.Event()
     worker = asyncio.create_task(Worker(service).run(stop))
     await latch.entered.wait()

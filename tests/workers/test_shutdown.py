@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import pytest
 
 from core.errors import BackendUnavailableError
 from core.models import JobEventKind, JobStatus
 from core.ports import Delivery
+from core.service import JobService
 from tests.workers.conftest import MakeService, drain, events, on_event, reload, submit
 from tests.workers.jobtypes import Latch
 from workers.runtime import Worker
+
+ReceiveHook = Callable[[Callable[[float], Awaitable[Any]], float], Awaitable[Any]]
 
 
 async def test_graceful_stop_gives_running_jobs_back(
@@ -66,21 +70,48 @@ async def test_graceful_stop_lets_running_jobs_finish_within_the_grace(
     assert latch.cancelled == 0
 
 
+def patch_receive(
+    service: JobService, monkeypatch: pytest.MonkeyPatch, one_transaction: bool, hook: ReceiveHook
+) -> None:
+    """Route the worker's receive through ``hook(receive, wait_seconds)``: the queue's ``receive`` on
+    the ports' path, the store's ``receive_and_decide`` (receive and claim in one) on the embedded one."""
+    if one_transaction:
+        store = service.one_transaction
+        assert store is not None
+        original = store.receive_and_decide
+
+        async def fused(
+            queue: Any, types: Any, most: int, wait: float, visibility: float, decide: Any
+        ) -> Any:
+            return await hook(lambda wait: original(queue, types, most, wait, visibility, decide), wait)
+
+        monkeypatch.setattr(store, "receive_and_decide", fused)
+    else:
+        service.one_transaction = None
+        receive = service.queue.receive
+
+        async def plain(types: Sequence[str], most: int, wait: float, visibility: float) -> list[Delivery]:
+            return await hook(lambda wait: receive(types, most, wait, visibility), wait)  # type: ignore[no-any-return]
+
+        monkeypatch.setattr(service.queue, "receive", plain)
+
+
+BOTH_PATHS = pytest.mark.parametrize("one_transaction", [True, False], ids=["receive+claim", "ports"])
+
+
+@BOTH_PATHS
 async def test_stop_interrupts_a_long_poll(
-    make_service: MakeService, monkeypatch: pytest.MonkeyPatch
+    make_service: MakeService, monkeypatch: pytest.MonkeyPatch, one_transaction: bool
 ) -> None:
     """A worker waiting in a 20 s long poll returns promptly when stop is set."""
     service = await make_service(wait_time_seconds=20)
     polling = asyncio.Event()
-    receive = service.queue.receive
 
-    async def watched_receive(
-        types: Sequence[str], max_messages: int, wait_seconds: float, visibility_seconds: float
-    ) -> list[Delivery]:
+    async def watched(receive: Callable[[float], Awaitable[Any]], wait: float) -> Any:
         polling.set()
-        return await receive(types, max_messages, wait_seconds, visibility_seconds)
+        return await receive(wait)
 
-    monkeypatch.setattr(service.queue, "receive", watched_receive)
+    patch_receive(service, monkeypatch, one_transaction, watched)
     stop = asyncio.Event()
     run = asyncio.create_task(Worker(service).run(stop))
     await polling.wait()
@@ -93,24 +124,22 @@ async def test_stop_interrupts_a_long_poll(
     assert (await reload(service, job)).status is JobStatus.COMPLETED
 
 
+@BOTH_PATHS
 async def test_receive_errors_do_not_stop_the_worker(
-    make_service: MakeService, monkeypatch: pytest.MonkeyPatch
+    make_service: MakeService, monkeypatch: pytest.MonkeyPatch, one_transaction: bool
 ) -> None:
     """A queue that fails to answer is retried after a short pause, and the job still runs."""
     service = await make_service()
     failures = 0
-    receive = service.queue.receive
 
-    async def flaky_receive(
-        types: Sequence[str], max_messages: int, wait_seconds: float, visibility_seconds: float
-    ) -> list[Delivery]:
+    async def flaky(receive: Callable[[float], Awaitable[Any]], wait: float) -> Any:
         nonlocal failures
         if failures < 2:
             failures += 1
             raise BackendUnavailableError("queue down")
-        return await receive(types, max_messages, wait_seconds, visibility_seconds)
+        return await receive(wait)
 
-    monkeypatch.setattr(service.queue, "receive", flaky_receive)
+    patch_receive(service, monkeypatch, one_transaction, flaky)
     job = await submit(service, "noop", {})
     await drain(service)
     assert failures == 2
@@ -143,24 +172,52 @@ async def test_store_error_while_finishing_does_not_stop_the_worker(
     assert (unlucky.status, unlucky.attempts) == (JobStatus.PROCESSING, 1)
 
 
+@BOTH_PATHS
 async def test_messages_received_as_the_worker_stops_are_given_back(
-    make_service: MakeService, monkeypatch: pytest.MonkeyPatch
+    make_service: MakeService, monkeypatch: pytest.MonkeyPatch, one_transaction: bool
 ) -> None:
-    """Messages a receive returns after stop was set are made visible again at once, not run."""
+    """Messages a receive returns after stop was set are made visible again at once, not run (and a job
+    claimed with its message is given back, the attempt not counted)."""
     service = await make_service()
     job = await submit(service, "noop", {})
     stop = asyncio.Event()
-    receive = service.queue.receive
 
-    async def receive_then_stop(
-        types: Sequence[str], max_messages: int, wait_seconds: float, visibility_seconds: float
-    ) -> list[Delivery]:
-        deliveries = await receive(types, max_messages, 0, visibility_seconds)
+    async def then_stop(receive: Callable[[float], Awaitable[Any]], wait: float) -> Any:
+        taken = await receive(0)
         stop.set()
-        return deliveries
+        return taken
 
-    monkeypatch.setattr(service.queue, "receive", receive_then_stop)
+    patch_receive(service, monkeypatch, one_transaction, then_stop)
     await Worker(service).run(stop)
     untouched = await reload(service, job)
     assert (untouched.status, untouched.attempts) == (JobStatus.PENDING, 0)
     assert (await service.queue.depths(["noop"]))["noop"].ready == 1
+    kinds = [e.kind for e in await events(service, job)]
+    given_back = [JobEventKind.CREATED, JobEventKind.STARTED, JobEventKind.RETRYING]
+    assert kinds == (given_back if one_transaction else [JobEventKind.CREATED])
+    await drain(service)
+    assert (await reload(service, job)).status is JobStatus.COMPLETED
+
+
+async def test_a_worker_cancelled_while_its_take_commits_is_cancelled(make_service: MakeService) -> None:
+    """A take answers with what it took even if cancelled meanwhile (its claims are committed), but the
+    worker's own cancellation still ends the worker."""
+    service = await make_service()
+    await submit(service, "noop", {})
+    db = service.store.db  # type: ignore[attr-defined]
+    write, committed, proceed = db.write, asyncio.Event(), asyncio.Event()
+
+    async def slow_write(op: Any) -> Any:
+        value = await write(op)
+        committed.set()
+        await proceed.wait()
+        return value
+
+    db.write = slow_write
+    run = asyncio.create_task(Worker(service, burst=True).run())
+    await committed.wait()
+    run.cancel()
+    proceed.set()
+    async with asyncio.timeout(10):
+        with pytest.raises(asyncio.CancelledError):
+            await run
