@@ -202,7 +202,17 @@ class JobService:
         one): the earliest is used, so a key used just before any of them still holds for all.
         """
         since = min(since for _, _, since in items)
-        answers = await self.store.insert_many([(job, event) for job, event, _ in items], since)
+        try:
+            answers = await self.store.insert_many([(job, event) for job, event, _ in items], since)
+        except ConflictError:
+            # One item's own refusal (an id already taken, a key that kept changing hands), not
+            # the store failing: each item again on its own (an insert the failed call made is
+            # found again by ``insert``), so that only its caller gets the refusal.
+            if len(items) == 1:
+                raise
+            return await asyncio.gather(
+                *(self.store.insert(job, event, since) for job, event, since in items), return_exceptions=True
+            )
         outcomes: list[tuple[Job, bool] | BaseException] = [*answers]
         return outcomes
 

@@ -15,7 +15,7 @@ import pytest
 
 from core.backends import open_backends
 from core.backends.sqlite import SqliteJobStore
-from core.errors import BackendUnavailableError, UserFacingError, ValidationError
+from core.errors import BackendUnavailableError, ConflictError, UserFacingError, ValidationError
 from core.jobtypes import JobTypeRegistry
 from core.models import Job, JobEvent, JobEventKind, JobId, Principal
 from core.ports import ALL_EVENTS, JobFilter
@@ -213,3 +213,43 @@ async def test_submits_while_mongodb_is_down_fail_with_backend_unavailable(
                         continue
             assert await service.count(ADMIN, JobFilter()) == 1
             assert await queued_ids(service, 2) == [job.id]
+
+
+async def test_a_conflict_of_one_item_fails_only_its_own_submit(
+    service: JobService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch item the store refuses on its own (an idempotency key that kept changing hands:
+    ``ConflictError``, made to happen here for the key "contested") fails only its caller; the
+    others of its batch are stored again one by one, each created and queued once."""
+    insert, insert_many = service.store.insert, service.store.insert_many
+
+    async def contested(job: Job, event: JobEvent, since: datetime) -> tuple[Job, bool]:
+        if job.idempotency_key == "contested":
+            raise ConflictError("idempotency key 'contested' kept changing hands")
+        return await insert(job, event, since)
+
+    async def bulk(items: Sequence[tuple[Job, JobEvent]], since: datetime) -> list[tuple[Job, bool]]:
+        others = [item for item in items if item[0].idempotency_key != "contested"]
+        if len(others) == len(items):
+            return await insert_many(items, since)
+        # SQLite's write is one transaction (all or nothing); MongoDB's may have written the others.
+        if not isinstance(service.store, SqliteJobStore):
+            await insert_many(others, since)
+        raise ConflictError("idempotency key 'contested' kept changing hands")
+
+    monkeypatch.setattr(service.store, "insert", contested)
+    monkeypatch.setattr(service.store, "insert_many", bulk)
+    keys = {4: "contested", 6: "k", 8: "k"}
+    requests = [SubmitRequest("noop", {"n": n}, idempotency_key=keys.get(n)) for n in range(10)]
+    answers = await gather_answers(service, requests)
+    assert isinstance(answers[4], ConflictError)
+    jobs = [a for n, a in enumerate(answers) if n != 4]
+    assert all(isinstance(j, Job) for j in jobs)
+    created = {j.id for j in jobs if isinstance(j, Job)}
+    assert len(created) == 8  # the two with key "k" share one job
+    assert isinstance(answers[6], Job) and isinstance(answers[8], Job) and answers[6].id == answers[8].id
+    assert sorted(await queued_ids(service, 9)) == sorted(created)
+    for job_id in created:
+        events = await service.store.list_events(after=None, limit=5, job_id=job_id)
+        assert [(e.kind, e.version) for e in events] == [(JobEventKind.CREATED, 1)]
+    assert await service.count(ADMIN, JobFilter()) == 8
