@@ -205,9 +205,9 @@ class JobService:
         try:
             answers = await self.store.insert_many([(job, event) for job, event, _ in items], since)
         except ConflictError:
-            # One item's own refusal (an id already taken, a key that kept changing hands), not
-            # the store failing: each item again on its own (an insert the failed call made is
-            # found again by ``insert``), so that only its caller gets the refusal.
+            # One item's own refusal (MongoDB: a key that kept changing hands), not the store
+            # failing: each item again on its own, so that only its caller gets the refusal
+            # (``insert`` finds a job the failed call wrote and answers it as created).
             if len(items) == 1:
                 raise
             return await asyncio.gather(
