@@ -17,6 +17,7 @@ from typing import Any, TypeAlias
 
 import structlog
 
+from core.backends.group_commit import GroupCommit
 from core.blobs import BlobStore, LargeValues
 from core.cursors import JobCursor
 from core.errors import (
@@ -62,6 +63,7 @@ from core.submission import (
     created_event,
     new_job,
     new_job_ids,
+    next_job_id,
 )
 
 __all__ = ["ClaimResult", "JobPage", "JobService", "Stats", "SubmitRequest"]
@@ -140,6 +142,10 @@ class JobService:
             presign_seconds=settings.s3_presign_seconds,
             cache_bytes=settings.s3_cache_bytes,
         )
+        #: concurrent ``submit``s' store writes, coalesced into one ``insert_many``
+        self._inserts: GroupCommit[None, tuple[Job, JobEvent, datetime], tuple[Job, bool]] = GroupCommit(
+            self._insert_batch, settings.max_batch_size
+        )
 
     # -- the write path -------------------------------------------------------------------
     async def _publish(self, event: JobEvent) -> None:
@@ -217,23 +223,49 @@ class JobService:
 
     # -- submission -----------------------------------------------------------------------
     async def submit(self, principal: Principal, request: SubmitRequest) -> Job:
-        """Create a job (or return the one its idempotency key already made) and enqueue it."""
+        """Create a job (or return the one its idempotency key already made) and enqueue it.
+
+        Concurrent submissions are stored together: each joins the next ``insert_many`` of
+        ``_inserts`` (the first at once, the others while it is in flight), and gets its own
+        item's answer. Refusals happen before, on the caller's own input; a failed store call
+        fails only the submissions of its batch.
+        """
         now = self.clock()
-        job = new_job(self.registry, self.settings, principal.subject, request, now)
-        payload = await self.blobs.offload(f"payloads/{job.id}", job.payload)
-        if payload is not job.payload:
-            assert isinstance(payload, dict)  # a reference
-            job = replace(job, payload=payload)
-        event = JobEvent.of(job, JobEventKind.CREATED, f"submitted by {principal.subject}")
+        original = new_job(self.registry, self.settings, principal.subject, request, now, next_job_id())
+        job = await self._offload_payload(original)
+        event = created_event(job, f"submitted by {principal.subject}")
         window = timedelta(hours=self.settings.idempotency_window_hours)
-        stored, created = await self.store.insert(job, event, now - window)
+        stored, created = await self._inserts.run(None, (job, event, now - window))
         if not created:
-            await self.blobs.discard(payload, request.payload)
+            await self.blobs.discard(job.payload, original.payload)
             return stored
         await self._publish(event)
         if stored.enqueued_at is None:
             await self._send(stored)
         return stored
+
+    async def _insert_batch(
+        self, _: None, items: list[tuple[Job, JobEvent, datetime]]
+    ) -> list[tuple[Job, bool] | BaseException]:
+        """``_inserts``' batch: one ``insert_many`` for the submissions that came together.
+
+        Their idempotency windows differ by the time between their clocks' reads (the store takes
+        one): the earliest is used, so a key used just before any of them still holds for all.
+        """
+        since = min(since for _, _, since in items)
+        try:
+            answers = await self.store.insert_many([(job, event) for job, event, _ in items], since)
+        except ConflictError:
+            # One item's own refusal (MongoDB: a key that kept changing hands), not the store
+            # failing: each item again on its own, so that only its caller gets the refusal
+            # (``insert`` finds a job the failed call wrote and answers it as created).
+            if len(items) == 1:
+                raise
+            return await asyncio.gather(
+                *(self.store.insert(job, event, since) for job, event, since in items), return_exceptions=True
+            )
+        outcomes: list[tuple[Job, bool] | BaseException] = [*answers]
+        return outcomes
 
     async def submit_many(
         self, principal: Principal, requests: Sequence[SubmitRequest]

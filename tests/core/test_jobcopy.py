@@ -10,7 +10,7 @@ import pytest
 
 from core.jobcopy import copy_job
 from core.models import Job, JobEvent, JobEventKind, JobStatus, new_job_id
-from core.submission import created_event, new_job_ids
+from core.submission import created_event, new_job_ids, next_job_id
 
 AT = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -81,3 +81,37 @@ def test_new_job_ids_are_distinct_uuid7s() -> None:
     single = new_job_id()
     assert abs(int(single[:8], 16) - int(ids[0][:8], 16)) <= 1
     assert all(str(u) == i for u, i in zip(parsed, ids, strict=True))
+
+
+def test_next_job_ids_are_distinct_time_ordered_uuid7s_across_refills() -> None:
+    """Single ids from the buffered randomness: version 7, RFC 4122 variant, distinct across
+    several refills of the buffer, and their time prefix never goes back."""
+    import uuid
+
+    before = new_job_id()
+    ids = [next_job_id() for _ in range(2000)]  # several buffers' worth
+    assert len(set(ids)) == 2000
+    parsed = [uuid.UUID(i) for i in ids]
+    assert {(u.version, u.variant) for u in parsed} == {(7, uuid.RFC_4122)}
+    assert all(str(u) == i for u, i in zip(parsed, ids, strict=True))
+    stamps = [i[:13] for i in [before, *ids, new_job_id()]]
+    assert stamps == sorted(stamps)
+
+
+def test_a_forked_child_does_not_reuse_its_parents_buffered_ids() -> None:
+    """The buffer is dropped at fork: a child's next ids are not the ones its parent hands out next."""
+    import os
+
+    next_job_id()  # the buffer is filled and has ids left
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, ",".join(next_job_id() for _ in range(5)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = pipe.read().split(",")
+    os.waitpid(pid, 0)
+    parent = [next_job_id() for _ in range(5)]
+    assert len(child) == 5 and not set(child) & set(parent)
+    assert [i[-12:] for i in child] != [i[-12:] for i in parent]
