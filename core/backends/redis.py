@@ -12,6 +12,12 @@ what was published during the outage is not lost. A subscription opened while Re
 is registered at once and gets that ``Resync`` when Redis is back. Publishing while Redis is
 down raises ``BackendUnavailableError``; the caller logs it and carries on (the store is the
 truth).
+
+Publishes go out through a ``GroupCommit``: those made while a pipeline is in flight share the
+next one, in the order they were made. One connection serves any number of concurrent
+publishers (with a connection each, a burst of more than the pool's 100 failed with "Too many
+connections" and those events never reached their subscribers), and a job's events leave in
+version order.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from redis.exceptions import RedisError
 
 from core.backends.codec import dumps, event_from_dict, event_to_dict, loads
 from core.backends.fanout import Fanout, FanoutSubscription
+from core.backends.group_commit import GroupCommit
 from core.backends.local import event_topics
 from core.errors import BackendUnavailableError
 from core.models import JobEvent
@@ -50,6 +57,7 @@ READ_POLL = 0.5  # how often the reader looks up from the socket (pings, a broke
 PING_EVERY = 5.0  # the reader's own liveness check: a silent half-open socket is caught too
 PONG_TIMEOUT = 10.0
 DRAIN_MAX = 1000  # replies handled from the parser's buffer before the reader looks up again
+PUBLISH_BATCH = 500  # publishes per pipeline
 BACKOFF_FIRST, BACKOFF_MAX = 0.05, 2.0
 _PONG = b"jobpulse-ping"
 
@@ -66,6 +74,9 @@ class RedisEventBus:
         self._client = client  # PUBLISH and PING
         self._subscriber = subscriber  # the pub/sub connection: never retried behind our back
         self._prefix = prefix
+        self._publishes: GroupCommit[str, tuple[Iterable[str], bytes], None] = GroupCommit(
+            self._publish_batch, PUBLISH_BATCH
+        )
         self._pubsub: PubSub | None = None
         self._subscribed: set[str] = set()  # channels SUBSCRIBEd on the current connection
         self._confirmations: dict[str, deque[asyncio.Future[None]]] = {}
@@ -118,6 +129,7 @@ class RedisEventBus:
                 await self._reader
             except asyncio.CancelledError:
                 pass
+        await self._publishes.drain()
         await self._client.aclose()
         await self._subscriber.aclose()
         self.fanout.resync_all("bus closed")
@@ -127,13 +139,22 @@ class RedisEventBus:
         return f"{self._prefix}{topic}"
 
     async def _publish(self, topics: Iterable[str], data: bytes) -> None:
+        await self._publishes.run("", (topics, data))
+
+    async def _publish_batch(
+        self, _: str, messages: list[tuple[Iterable[str], bytes]]
+    ) -> list[None | BaseException]:
+        """One pipeline for every publish that waited; an error fails them all (each caller logs)."""
         try:
             async with self._client.pipeline(transaction=False) as pipe:
-                for topic in topics:
-                    pipe.publish(self._channel(topic), data)
+                for topics, data in messages:
+                    for topic in topics:
+                        pipe.publish(self._channel(topic), data)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             raise BackendUnavailableError(f"Redis publish failed: {exc}") from exc
+        outcomes: list[None | BaseException] = [None] * len(messages)
+        return outcomes
 
     async def publish(self, event: JobEvent) -> None:
         await self._publish(event_topics(event), dumps(event_to_dict(event)))
