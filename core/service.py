@@ -17,7 +17,6 @@ from typing import Any, TypeAlias
 
 import structlog
 
-from core.backends.group_commit import GroupCommit
 from core.blobs import BlobStore, LargeValues
 from core.cursors import JobCursor
 from core.errors import (
@@ -29,6 +28,7 @@ from core.errors import (
     UserFacingError,
     ValidationError,
 )
+from core.group_commit import GroupCommit
 from core.jobtypes import JobTypeRegistry
 from core.models import (
     Claim,

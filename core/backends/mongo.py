@@ -38,10 +38,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from core.backends.codec import dumps, event_from_dict, event_to_dict, job_from_dict, job_to_dict, loads
-from core.backends.group_commit import GroupCommit
 from core.backends.mongo_schema import ensure_indexes
 from core.cursors import EventCursor, JobCursor, to_micros
 from core.errors import BackendUnavailableError, ConflictError
+from core.group_commit import GroupCommit
 from core.models import Job, JobEvent, JobEventKind, JobId, JobStatus
 from core.ports import JobFilter, StoreStats, TypeCounts
 from core.settings import Settings

@@ -39,9 +39,9 @@ from redis.exceptions import RedisError
 
 from core.backends.codec import dumps, event_from_dict, event_to_dict, loads
 from core.backends.fanout import Fanout, FanoutSubscription
-from core.backends.group_commit import GroupCommit
 from core.backends.local import event_topics
 from core.errors import BackendUnavailableError
+from core.group_commit import GroupCommit
 from core.models import JobEvent
 from core.ports import CONTROL, BusMessage, BusSubscription, CancelRequested
 from core.settings import Settings

@@ -44,10 +44,10 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.backends.codec import dumps
-from core.backends.group_commit import GroupCommit
 from core.backends.sqs_age import SqsQueueAges, cloudwatch_endpoint
 from core.backends.sqs_deletes import BatchDeleter, is_gone
 from core.errors import BackendUnavailableError, ConfigurationError
+from core.group_commit import GroupCommit
 from core.models import Job, JobId
 from core.ports import Delivery, QueueDepth
 from core.settings import Settings

@@ -11,8 +11,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from core.backends.group_commit import GroupCommit
 from core.errors import BackendUnavailableError
+from core.group_commit import GroupCommit
 
 __all__ = ["BatchDeleter", "is_gone"]
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from core.backends.group_commit import GroupCommit
+from core.group_commit import GroupCommit
 
 
 class Recorder:
