@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -156,3 +157,32 @@ def test_sign_out_forgets_the_token(page: Page, server: JobpulseProcess) -> None
     page.get_by_role("button", name="Sign out").click()
     page.reload()
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+
+def test_status_counts_keep_up_while_jobs_keep_coming(page: Page, server: JobpulseProcess) -> None:
+    """The counts on the status chips follow a steady stream of jobs, without waiting for a pause
+    in the events (a debounce did: under steady load they never moved)."""
+    sign_in(page, server.url)
+    count = '.chip[data-status="all"] .count'
+    expect(page.locator(count)).not_to_have_text("")
+    before = int(re.sub(r"\D", "", page.locator(count).inner_text()))
+    stop = threading.Event()
+
+    def stream() -> None:
+        while not stop.is_set():
+            submit(server, type="noop", payload={"note": "stream"})
+            stop.wait(0.05)
+
+    streaming = threading.Thread(target=stream)
+    streaming.start()
+    try:
+        page.wait_for_function(
+            "([selector, at_least]) =>"
+            " Number(document.querySelector(selector).textContent.replace(/\\D/g, '')) >= at_least",
+            arg=[count, before + 5],
+            timeout=15_000,
+        )
+        assert streaming.is_alive()  # the counts moved while the stream went on
+    finally:
+        stop.set()
+        streaming.join()

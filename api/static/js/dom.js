@@ -121,13 +121,31 @@ export function newestFirst(a, b) {
   return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
 }
 
-/** Call fn at most once per `ms`, on the trailing edge. */
-export function debounce(fn, ms) {
+/**
+ * Call `fn` at most once per `ms`: at once when it has not run for `ms`, else once at the end of
+ * the window with the latest arguments. A steady stream of calls still runs it (a debounce
+ * would wait for a pause that may never come).
+ */
+export function throttle(fn, ms) {
   let timer = null;
-  const wrapped = (...args) => {
-    clearTimeout(timer);
-    timer = setTimeout(() => fn(...args), ms);
+  let last = -Infinity;
+  let pending = null;
+  const run = () => {
+    timer = null;
+    last = Date.now();
+    const args = pending;
+    pending = null;
+    fn(...args);
   };
-  wrapped.cancel = () => clearTimeout(timer);
+  const wrapped = (...args) => {
+    pending = args;
+    if (timer === null) timer = setTimeout(run, Math.max(0, last + ms - Date.now()));
+  };
+  wrapped.cancel = () => {
+    clearTimeout(timer);
+    timer = null;
+    pending = null;
+  };
   return wrapped;
 }
+

@@ -2,7 +2,7 @@
 
 import { ApiError, JOB_FIELDS } from "./api.js";
 import {
-  STATUSES, TERMINAL, age, badge, clear, debounce, h, newestFirst, number, progressBar, setProgress, shortId, until,
+  STATUSES, TERMINAL, age, badge, clear, h, newestFirst, number, progressBar, setProgress, shortId, throttle, until,
 } from "./dom.js";
 
 const PAGE_SIZES = [25, 50, 100];
@@ -72,7 +72,9 @@ export class JobsView {
     this.hasNext = false;
     this.seq = 0;
     this.flashId = params.get("flash");
-    this.refreshCounts = debounce(() => this.loadCounts(), 300);
+    // Counts follow the events at most once a second: a debounce never fired while events kept
+    // coming, and each refresh counts every status (a scan each on a large store).
+    this.refreshCounts = throttle(() => this.loadCounts(), 1000);
     this.showOwner = session.isAdmin;
   }
 

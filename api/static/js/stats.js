@@ -1,6 +1,6 @@
 // The admin stats panel: counts by status, failure rate, processing time, queue and dead-letter depth.
 
-import { STATUSES, clear, debounce, duration, h, number } from "./dom.js";
+import { STATUSES, clear, duration, h, number, throttle } from "./dom.js";
 
 const STATS = `{
   stats {
@@ -15,7 +15,7 @@ const POLL_MS = 5000;
 export class StatsView {
   constructor(session) {
     this.session = session;
-    this.refreshSoon = debounce(() => this.load(), 500);
+    this.refreshSoon = throttle(() => this.load(), 1000); // not a debounce: it must run while events keep coming
   }
 
   mount(root) {
