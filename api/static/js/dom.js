@@ -124,9 +124,10 @@ export function newestFirst(a, b) {
 /**
  * Call `fn` at most once per `ms`: at once when it has not run for `ms`, else once at the end of
  * the window with the latest arguments. A steady stream of calls still runs it (a debounce
- * would wait for a pause that may never come).
+ * would wait for a pause that may never come). `ms` may be a function, read at each call.
  */
 export function throttle(fn, ms) {
+  const interval = typeof ms === "function" ? ms : () => ms;
   let timer = null;
   let last = -Infinity;
   let pending = null;
@@ -139,7 +140,7 @@ export function throttle(fn, ms) {
   };
   const wrapped = (...args) => {
     pending = args;
-    if (timer === null) timer = setTimeout(run, Math.max(0, last + ms - Date.now()));
+    if (timer === null) timer = setTimeout(run, Math.max(0, last + interval() - Date.now()));
   };
   wrapped.cancel = () => {
     clearTimeout(timer);
