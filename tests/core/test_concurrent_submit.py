@@ -9,7 +9,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,6 +21,7 @@ from core.ports import ALL_EVENTS, JobFilter
 from core.service import JobService, SubmitRequest
 from core.settings import Settings
 from tests.support.jobtypes import JOB_TYPES
+from tests.support.services import BACKENDS, service_on
 from tests.support.tcp_proxy import TcpProxy
 
 ALICE = Principal("alice")
@@ -29,18 +29,11 @@ ADMIN = Principal("root", "admin")
 MANY = 30
 
 
-@pytest.fixture(params=["embedded", "distributed"])
+@pytest.fixture(params=BACKENDS)
 async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobService]:
     """A service on each kind of backends (distributed: MongoDB, SQS, Redis of this test's own)."""
-    overrides: dict[str, Any] = {"max_payload_bytes": 1024, "sweep_grace_seconds": 0}
-    if request.param == "embedded":
-        settings = Settings(data_dir=tmp_path, **overrides)
-    else:
-        make: Callable[..., Settings] = request.getfixturevalue("distributed_settings")
-        settings = make(**overrides)
-    async with open_backends(settings) as backends:
-        await backends.queue.ensure_queues([t.name for t in JOB_TYPES])
-        yield JobService(backends.store, backends.queue, backends.bus, JobTypeRegistry(JOB_TYPES), settings)
+    async with service_on(request, tmp_path, max_payload_bytes=1024, sweep_grace_seconds=0) as service:
+        yield service
 
 
 def count_batches(service: JobService, monkeypatch: pytest.MonkeyPatch) -> list[int]:

@@ -1,0 +1,34 @@
+"""A ``JobService`` on either kind of backends, for tests that run the same checks on both."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.backends import open_backends
+from core.jobtypes import JobTypeRegistry
+from core.service import JobService
+from core.settings import Settings
+from tests.support.jobtypes import JOB_TYPES
+
+BACKENDS = ["embedded", "distributed"]
+
+
+@asynccontextmanager
+async def service_on(
+    request: pytest.FixtureRequest, tmp_path: Path, **overrides: Any
+) -> AsyncIterator[JobService]:
+    """A service with the test job types on ``request.param``'s backends: ``embedded`` (SQLite
+    under ``tmp_path``) or ``distributed`` (MongoDB, SQS and Redis of this test's own)."""
+    if request.param == "embedded":
+        settings = Settings(data_dir=tmp_path, **overrides)
+    else:
+        make: Callable[..., Settings] = request.getfixturevalue("distributed_settings")
+        settings = make(**overrides)
+    async with open_backends(settings) as backends:
+        await backends.queue.ensure_queues([t.name for t in JOB_TYPES])
+        yield JobService(backends.store, backends.queue, backends.bus, JobTypeRegistry(JOB_TYPES), settings)
