@@ -124,17 +124,24 @@ def worker(
     concurrency: Annotated[
         int | None, typer.Option(help="Jobs run at once (JOBPULSE_WORKER_CONCURRENCY).")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=65535, help="Serve /metrics and /healthz on this port (JOBPULSE_WORKER_METRICS_PORT)."
+        ),
+    ] = None,
 ) -> None:
     """Workers only: take jobs from the queues and run them until SIGTERM or SIGINT."""
     from core.logs import configure_logging
 
-    settings = _settings(worker_concurrency=concurrency)
+    settings = _settings(worker_concurrency=concurrency, worker_metrics_port=metrics_port)
     configure_logging(settings.log_level, settings.log_format)
     wanted = [t.strip() for t in types.split(",") if t.strip()] if types else None
     asyncio.run(_run_worker(settings, wanted))
 
 
 async def _run_worker(settings: Settings, types: list[str] | None) -> None:
+    from api.metrics import serving_worker_metrics
     from core.backends import open_backends
     from core.gc_tuning import tune_gc
     from core.service import JobService
@@ -156,8 +163,11 @@ async def _run_worker(settings: Settings, types: list[str] | None) -> None:
         )
         await backends.queue.ensure_queues([t.name for t in registry if not t.external])
         console.print(f"[bold]jobpulse worker[/bold] — {_backend_summary(settings)}")
-        tune_gc()  # once the service is built: fewer, shorter GC pauses (core/gc_tuning.py)
-        await run_workers(service, stop, types=types)
+        if settings.worker_metrics_port is not None:
+            console.print(f"  Metrics:   http://{settings.host}:{settings.worker_metrics_port}/metrics")
+        async with serving_worker_metrics(service, settings):
+            tune_gc()  # once the service is built: fewer, shorter GC pauses (core/gc_tuning.py)
+            await run_workers(service, stop, types=types)
 
 
 @app.command()

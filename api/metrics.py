@@ -8,8 +8,11 @@ starts, completions and failures; Prometheus sums them across processes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 
 import orjson
@@ -23,6 +26,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.process_collector import ProcessCollector
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -31,8 +35,9 @@ from starlette.types import Message
 from core.errors import BackendUnavailableError
 from core.models import JobEvent, JobEventKind
 from core.service import JobService
+from core.settings import Settings
 
-__all__ = ["JobMetrics", "OpenSubscriptions", "metrics_routes"]
+__all__ = ["JobMetrics", "OpenSubscriptions", "metrics_routes", "serving_worker_metrics"]
 
 log = structlog.get_logger("jobpulse.metrics")
 
@@ -189,6 +194,40 @@ def metrics_routes(metrics: JobMetrics, token: str | None = None) -> list[BaseRo
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return [Route("/metrics", endpoint, methods=["GET"], name="metrics")]
+
+
+@contextlib.asynccontextmanager
+async def serving_worker_metrics(service: JobService, settings: Settings) -> AsyncIterator[None]:
+    """``/metrics`` and ``/healthz`` of a ``jobpulse worker``, on ``settings.worker_metrics_port``
+    while the block runs (nothing when it is unset). The worker's own signal handling stays in
+    charge: this server only stops when the block ends."""
+    if settings.worker_metrics_port is None:
+        yield
+        return
+    import uvicorn  # only processes that serve HTTP need it
+
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield  # SIGTERM and SIGINT are the worker's: it finishes or releases its jobs first
+
+    metrics = JobMetrics()
+    metrics.install(service)
+
+    async def healthz(_: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    app = Starlette(routes=[*metrics_routes(metrics, settings.metrics_token), Route("/healthz", healthz)])
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.worker_metrics_port, log_level="warning", lifespan="off"
+    )
+    server = _Server(config)
+    serving = asyncio.create_task(server.serve(), name="jobpulse-worker-metrics")
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await serving
 
 
 def _bearer_matches(authorization: str | None, token: str) -> bool:

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     api_keys: str | None = None  # "token=subject:role,…"
     jwt_secret: str | None = None
     metrics_token: str | None = None
+    #: ``jobpulse worker`` serves ``/metrics`` and ``/healthz`` on this port (on ``host``); unset: none.
+    #: Starts, completions, failures and run times are counted where jobs run, so in distributed
+    #: mode only the workers have them.
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Signs the job tokens of external processors (claimJob); unset: derived from the JWT secret,
     # else generated and kept in the data directory (set it when several API processes run).
     job_token_secret: str | None = None

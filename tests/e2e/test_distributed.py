@@ -18,7 +18,7 @@ from pymongo import MongoClient
 from tests.e2e.conftest import ADMIN, ALICE, Cluster
 from tests.support.graphql import JOB_FIELDS, follow_job, gql_http, subscribe
 from tests.support.process import JobpulseProcess
-from tests.support.servers import RedisServer
+from tests.support.servers import RedisServer, free_port
 from tests.support.tcp_proxy import TcpProxy
 
 T = TypeVar("T")
@@ -458,3 +458,24 @@ async def test_worker_cut_off_from_sqs_then_killed_loses_no_job(
     assert [line[:2] for line in journal_lines(journal)] == [["start", "1"], ["start", "2"], ["done", "2"]]
     started = gql_http(api.url, ALICE, "query($id: ID!) { job(id: $id) { startedAt } }", {"id": job["id"]})
     assert datetime.fromisoformat(started["data"]["job"]["startedAt"]) > killed_at
+
+
+async def test_a_worker_serves_the_metrics_of_the_jobs_it_runs(cluster: Cluster) -> None:
+    """With JOBPULSE_WORKER_METRICS_PORT, `jobpulse worker` serves /metrics with the completions and
+    run times of its jobs (counted where jobs run: the API process never sees them) and /healthz;
+    SIGTERM still stops it gracefully."""
+    port = free_port()
+    api = cluster.api()
+    worker = cluster.worker("--types", "noop", JOBPULSE_WORKER_METRICS_PORT=str(port))
+    cluster.start(api, worker)
+    job = submit(api, ALICE, type="noop", payload={})
+    async with asyncio.timeout(DEADLINE):
+        assert (await follow_job(api.url, ALICE, job["id"]))[-1]["status"] == "COMPLETED"
+
+    worker_metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    api_metrics = httpx.get(f"{api.url}/metrics", timeout=5).text
+    assert 'jobpulse_jobs_completed_total{type="noop"} 1.0' in worker_metrics
+    assert 'jobpulse_job_run_seconds_count{type="noop"} 1.0' in worker_metrics
+    assert 'jobpulse_jobs_completed_total{type="noop"}' not in api_metrics
+    assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).text == "ok\n"
+    assert worker.terminate() == 0
