@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+from contextlib import AsyncExitStack
 from typing import Annotated, Any
 
 import typer
@@ -165,7 +166,13 @@ async def _run_worker(settings: Settings, types: list[str] | None) -> None:
         console.print(f"[bold]jobpulse worker[/bold] — {_backend_summary(settings)}")
         if settings.worker_metrics_port is not None:
             console.print(f"  Metrics:   http://{settings.host}:{settings.worker_metrics_port}/metrics")
-        async with serving_worker_metrics(service, settings):
+        async with AsyncExitStack() as serving:
+            try:
+                await serving.enter_async_context(serving_worker_metrics(service, settings))
+            except OSError as exc:
+                port = settings.worker_metrics_port
+                console.print(f"[red]cannot serve metrics on port {port}:[/red] {exc}")
+                raise typer.Exit(2) from exc
             tune_gc()  # once the service is built: fewer, shorter GC pauses (core/gc_tuning.py)
             await run_workers(service, stop, types=types)
 

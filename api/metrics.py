@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import socket
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
@@ -199,8 +200,8 @@ def metrics_routes(metrics: JobMetrics, token: str | None = None) -> list[BaseRo
 @contextlib.asynccontextmanager
 async def serving_worker_metrics(service: JobService, settings: Settings) -> AsyncIterator[None]:
     """``/metrics`` and ``/healthz`` of a ``jobpulse worker``, on ``settings.worker_metrics_port``
-    while the block runs (nothing when it is unset). The worker's own signal handling stays in
-    charge: this server only stops when the block ends."""
+    while the block runs (nothing when it is unset); ``OSError`` if that port cannot be had. The
+    worker's own signal handling stays in charge: this server only stops when the block ends."""
     if settings.worker_metrics_port is None:
         yield
         return
@@ -218,16 +219,20 @@ async def serving_worker_metrics(service: JobService, settings: Settings) -> Asy
         return PlainTextResponse("ok\n")
 
     app = Starlette(routes=[*metrics_routes(metrics, settings.metrics_token), Route("/healthz", healthz)])
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.worker_metrics_port, log_level="warning", lifespan="off"
-    )
+    # Bound here, before any job is taken: a port in use is an OSError for the caller to report,
+    # not uvicorn's exit from inside a task while the workers already run.
+    host, port = settings.host, settings.worker_metrics_port
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    listening = socket.create_server((host, port), family=family)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     server = _Server(config)
-    serving = asyncio.create_task(server.serve(), name="jobpulse-worker-metrics")
+    serving = asyncio.create_task(server.serve(sockets=[listening]), name="jobpulse-worker-metrics")
     try:
         yield
     finally:
         server.should_exit = True
         await serving
+        listening.close()
 
 
 def _bearer_matches(authorization: str | None, token: str) -> bool:
