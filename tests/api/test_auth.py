@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import jwt
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
@@ -68,6 +71,37 @@ def test_expired_or_forged_jwts_are_unauthenticated(token: str) -> None:
 
     with pytest.raises(UnauthenticatedError):
         auth.authenticate(f"Bearer {token}")
+
+
+def test_a_jwt_is_verified_once_and_refused_once_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same JWT on every request is verified once; remembered, it is still refused after its
+    ``exp`` with the words a fresh verification uses, and a forged one is never remembered."""
+    now = [datetime.now(UTC)]
+    auth = Authenticator(api_keys={}, jwt_secret=JWT_SECRET, admin_token=None, clock=lambda: now[0])
+    decode, decoded = jwt.decode, []
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        decoded.append(args[0])
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    token = make_jwt("carol", expires_in=60)
+    forged = make_jwt("carol", secret="another-secret-of-at-least-32-bytes!")
+    expired = make_jwt("carol", expires_in=-10)
+
+    identities = [auth.authenticate(f"Bearer {token}") for _ in range(3)]
+    for _ in range(2):
+        with pytest.raises(UnauthenticatedError):
+            auth.authenticate(f"Bearer {forged}")
+    now[0] += timedelta(seconds=61)
+    with pytest.raises(UnauthenticatedError) as remembered:
+        auth.authenticate(f"Bearer {token}")
+    with pytest.raises(UnauthenticatedError) as fresh:
+        Authenticator(api_keys={}, jwt_secret=JWT_SECRET, admin_token=None).authenticate(f"Bearer {expired}")
+
+    assert {i.principal for i in identities} == {Principal("carol", "user")}
+    assert decoded == [token, forged, forged, expired]
+    assert str(remembered.value) == str(fresh.value)
 
 
 def test_jwt_with_an_unknown_role_is_forbidden() -> None:
