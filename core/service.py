@@ -236,13 +236,21 @@ class JobService:
         event = created_event(job, f"submitted by {principal.subject}")
         window = timedelta(hours=self.settings.idempotency_window_hours)
         stored, created = await self._inserts.run(None, (job, event, now - window))
+        await self._after_insert(original, job, event, stored, created)
+        return stored
+
+    async def _after_insert(
+        self, original: Job, job: Job, event: JobEvent, stored: Job, created: bool
+    ) -> None:
+        """What follows a submission's write: a repeated idempotency key drops the blob its own
+        payload became (``job`` is ``original`` after ``_offload_payload``); a new job's event is
+        published and, unless the store queued it in its transaction, its message sent."""
         if not created:
             await self.blobs.discard(job.payload, original.payload)
-            return stored
+            return
         await self._publish(event)
         if stored.enqueued_at is None:
             await self._send(stored)
-        return stored
 
     async def _insert_batch(
         self, _: None, items: list[tuple[Job, JobEvent, datetime]]
@@ -299,16 +307,15 @@ class JobService:
         events = [created_event(job, message) for job in jobs]
         stored = await self.store.insert_many(list(zip(jobs, events, strict=True)), since)
         sends: list[Coroutine[Any, Any, None]] = []
-        for (index, original), job, event, answer in zip(valid, jobs, events, stored, strict=True):
-            written, created = answer
+        for (index, original), job, event, (written, created) in zip(
+            valid, jobs, events, stored, strict=True
+        ):
             answers[index] = written
-            if not created:
-                await self.blobs.discard(job.payload, original.payload)
-            elif written.enqueued_at is None:
-                # Network round trips (distributed mode): one task per job, as ``submit`` each.
-                sends.append(self._publish_and_send(event, written))
+            settle = self._after_insert(original, job, event, written, created)
+            if created and written.enqueued_at is None:
+                sends.append(settle)  # network round trips (distributed mode): one task per job
             else:
-                await self._publish(event)
+                await settle  # no task each: that would cost more than the rest of the job here
         if sends:
             await asyncio.gather(*sends)
         return answers
@@ -324,10 +331,6 @@ class JobService:
             return job
         assert isinstance(payload, dict)  # a reference
         return replace(job, payload=payload)
-
-    async def _publish_and_send(self, event: JobEvent, job: Job) -> None:
-        await self._publish(event)
-        await self._send(job)
 
     # -- reading --------------------------------------------------------------------------
     async def get(self, principal: Principal, job_id: JobId) -> Job | None:
