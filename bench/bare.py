@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis")
     args = parser.parse_args()
-    # The same uvicorn setup as api/cli.py's _serve: uvloop and httptools (auto), websockets-sansio.
+    # The same uvicorn setup as cli/main.py's _serve: uvloop and httptools (auto), websockets-sansio.
     uvicorn.run(
         build(args.redis),
         host="127.0.0.1",

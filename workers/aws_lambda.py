@@ -38,7 +38,7 @@ from typing import Any
 import structlog
 
 from core.backends import open_backends
-from core.backends.sqs import SqsJobQueue
+from core.backends.queue.sqs import SqsJobQueue
 from core.errors import BackendUnavailableError, ConfigurationError
 from core.gc_tuning import tune_gc
 from core.logs import configure_logging

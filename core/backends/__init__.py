@@ -2,11 +2,13 @@
 
 | role  | embedded (default)                  | distributed                      |
 | ----- | ----------------------------------- | -------------------------------- |
-| store | ``sqlite.SqliteJobStore``           | ``mongo.MongoJobStore``          |
-| queue | ``sqlite_queue.SqliteJobQueue``     | ``sqs.SqsJobQueue``              |
-| bus   | ``local.LocalEventBus``             | ``redis.RedisEventBus``          |
-| blobs | ``files.FileBlobStore`` (optional)  | ``s3.S3BlobStore``               |
+| store | ``store.sqlite.SqliteJobStore``     | ``store.mongo.MongoJobStore``    |
+| queue | ``queue.sqlite.SqliteJobQueue``     | ``queue.sqs.SqsJobQueue``        |
+| bus   | ``bus.local.LocalEventBus``         | ``bus.redis.RedisEventBus``      |
+| blobs | ``blobs.files.FileBlobStore`` (opt.) | ``blobs.s3.S3BlobStore``        |
 
+``sqlite_db`` is the one SQLite file the embedded store and queue share (its connection, writer
+thread, and the queue-table SQL both write); ``codec`` is the JSON shape both stores keep.
 Driver imports stay inside these modules; the distributed ones are imported only when configured.
 """
 
@@ -47,12 +49,12 @@ async def open_backends(settings: Settings) -> AsyncIterator[Backends]:
 
         store: JobStore
         if settings.mongodb_url is not None:
-            from core.backends.mongo import MongoJobStore
+            from core.backends.store.mongo import MongoJobStore
 
             store = await MongoJobStore.open(settings)
             store_kind = "mongodb"
         else:
-            from core.backends.sqlite import SqliteJobStore
+            from core.backends.store.sqlite import SqliteJobStore
 
             assert db is not None
             # The SQLite queue shares the store's transaction only when it is the queue in use.
@@ -62,12 +64,12 @@ async def open_backends(settings: Settings) -> AsyncIterator[Backends]:
 
         queue: JobQueue
         if settings.sqs_endpoint_url is not None:
-            from core.backends.sqs import SqsJobQueue
+            from core.backends.queue.sqs import SqsJobQueue
 
             queue = await SqsJobQueue.open(settings)
             queue_kind = "sqs"
         else:
-            from core.backends.sqlite_queue import SqliteJobQueue
+            from core.backends.queue.sqlite import SqliteJobQueue
 
             assert db is not None
             queue = SqliteJobQueue(db)
@@ -76,12 +78,12 @@ async def open_backends(settings: Settings) -> AsyncIterator[Backends]:
 
         bus: EventBus
         if settings.redis_url is not None:
-            from core.backends.redis import RedisEventBus
+            from core.backends.bus.redis import RedisEventBus
 
             bus = await RedisEventBus.open(settings)
             bus_kind = "redis"
         else:
-            from core.backends.local import LocalEventBus
+            from core.backends.bus.local import LocalEventBus
 
             bus = LocalEventBus()
             bus_kind = "local"
@@ -90,12 +92,12 @@ async def open_backends(settings: Settings) -> AsyncIterator[Backends]:
         kinds = {"store": store_kind, "queue": queue_kind, "bus": bus_kind}
         blobs: BlobStore | None = None
         if settings.s3_bucket:
-            from core.backends.s3 import S3BlobStore
+            from core.backends.blobs.s3 import S3BlobStore
 
             blobs = await S3BlobStore.open(settings)
             kinds["blobs"] = "s3"
         elif settings.mongodb_url is None and settings.embedded_blobs:
-            from core.backends.files import FileBlobStore
+            from core.backends.blobs.files import FileBlobStore
 
             # Only beside SQLite: workers on other machines could not read these files.
             blobs = FileBlobStore(settings.data_dir / "blobs")

@@ -19,9 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from core.backends.codec import micros
 from core.errors import BackendUnavailableError
+from core.models import Job
+from core.ports import Delivery
 
-__all__ = ["SqliteDatabase"]
+__all__ = ["ENQUEUE", "SqliteDatabase", "ack_in", "enqueue_in", "queue_row", "visible_us"]
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
@@ -238,3 +241,31 @@ def _settle_all(
             future.set_exception(value)
     for listener in listeners:
         listener()
+
+
+# -- the queue table, written by the store (in its transactions) and by the queue ---------------
+
+ENQUEUE = (
+    "INSERT INTO queue (job_id, type, priority, seq, visible_us) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (job_id) DO UPDATE SET type = excluded.type, priority = excluded.priority,"
+    " visible_us = excluded.visible_us, receipt = NULL, dead = 0"
+)
+
+
+def queue_row(job: Job, visible_us: int) -> tuple[Any, ...]:
+    return (job.id, job.type, job.priority, micros(job.created_at), visible_us)
+
+
+def visible_us(job: Job) -> int:
+    """When a job enqueued now becomes receivable: at once, or at its ``run_at``."""
+    return max(micros(job.updated_at), 0 if job.run_at is None else micros(job.run_at))
+
+
+def enqueue_in(conn: sqlite3.Connection, job: Job, visible_us: int) -> None:
+    """Put (or put back) ``job``'s one message in the queue table."""
+    conn.execute(ENQUEUE, queue_row(job, visible_us))
+
+
+def ack_in(conn: sqlite3.Connection, delivery: Delivery) -> None:
+    """Delete ``delivery``'s message unless it was received again since."""
+    conn.execute("DELETE FROM queue WHERE job_id = ? AND receipt = ?", (delivery.job_id, delivery.receipt))

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from core.backends.local import LocalEventBus
+from core.backends.bus.local import LocalEventBus
 from core.models import JobEvent
 from tests.api.helpers import Server, wait_until
 

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from pymongo import MongoClient
 
-from core.backends.s3 import parse_location
+from core.backends.blobs.s3 import parse_location
 from core.blobs import BlobRef
 from core.settings import Settings
 from tests.api.helpers import ADMIN, ALICE, Server, api_settings, run_server

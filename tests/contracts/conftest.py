@@ -24,14 +24,14 @@ async def sqlite_db(tmp_path: Path) -> AsyncIterator[SqliteDatabase]:
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
     """A fresh, empty job store of each kind."""
     if request.param == "sqlite":
-        from core.backends.sqlite import SqliteJobStore
+        from core.backends.store.sqlite import SqliteJobStore
 
         db = SqliteDatabase(tmp_path / "jobpulse.sqlite3")
         # Not sharing a transaction with a queue: the same contract as MongoDB's.
         yield SqliteJobStore(db, transactional_queue=False)
         await db.close()
     else:
-        from core.backends.mongo import MongoJobStore
+        from core.backends.store.mongo import MongoJobStore
 
         settings = Settings(
             mongodb_url=request.getfixturevalue("mongo_url"),
@@ -46,13 +46,13 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 async def queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobQueue]:
     """A fresh, empty job queue of each kind (SQS: queues of this test's own prefix)."""
     if request.param == "sqlite":
-        from core.backends.sqlite_queue import SqliteJobQueue
+        from core.backends.queue.sqlite import SqliteJobQueue
 
         db = SqliteDatabase(tmp_path / "jobpulse.sqlite3")
         yield SqliteJobQueue(db)
         await db.close()
     else:
-        from core.backends.sqs import SqsJobQueue
+        from core.backends.queue.sqs import SqsJobQueue
 
         settings = Settings(
             sqs_endpoint_url=request.getfixturevalue("sqs_endpoint"),
@@ -67,13 +67,13 @@ async def queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 async def bus(request: pytest.FixtureRequest) -> AsyncIterator[EventBus]:
     """A bus of each kind (Redis: channels of this test's own prefix)."""
     if request.param == "local":
-        from core.backends.local import LocalEventBus
+        from core.backends.bus.local import LocalEventBus
 
         local = LocalEventBus()
         yield local
         await local.close()
     else:
-        from core.backends.redis import RedisEventBus
+        from core.backends.bus.redis import RedisEventBus
 
         settings = Settings(
             redis_url=request.getfixturevalue("redis_url"), redis_channel_prefix=unique_name("t") + ":"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from core.backends.fanout import Fanout, FanoutSubscription
+from core.backends.bus.fanout import Fanout, FanoutSubscription
 from core.models import Job, JobEvent, JobEventKind, new_job_id
 from core.ports import Resync, job_topic
 

@@ -213,7 +213,7 @@ async def sqs_settings(sqs_endpoint: str) -> Settings:
 
 @pytest.fixture
 async def sqs_queue(sqs_settings: Settings) -> AsyncIterator[JobQueue]:
-    from core.backends.sqs import SqsJobQueue
+    from core.backends.queue.sqs import SqsJobQueue
 
     sqs = await SqsJobQueue.open(sqs_settings)
     yield sqs

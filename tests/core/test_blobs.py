@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from core.backends import open_backends
-from core.backends.files import FileBlobStore
+from core.backends.blobs.files import FileBlobStore
 from core.blobs import BLOB_KEY, BlobNotFoundError, BlobRef, LargeValues
 from core.errors import LeaseLostError, ValidationError
 from core.jobtypes import JobTypeRegistry

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.backends import open_backends
-from core.backends.sqlite import SqliteJobStore
+from core.backends.store.sqlite import SqliteJobStore
 from core.errors import BackendUnavailableError, ConflictError, UserFacingError, ValidationError
 from core.jobtypes import JobTypeRegistry
 from core.models import Job, JobEvent, JobEventKind, JobId, Principal

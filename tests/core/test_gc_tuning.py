@@ -32,7 +32,7 @@ def test_importing_the_entry_points_leaves_the_gc_alone() -> None:
     """Importing the CLI and the Lambda handler changes neither the thresholds nor the frozen set."""
     code = (
         "import gc; before = gc.get_threshold();"
-        " import api.cli, workers.aws_lambda;"
+        " import cli.main, workers.aws_lambda;"
         " print(gc.get_threshold() == before and gc.get_freeze_count() == 0)"
     )
     root = Path(__file__).resolve().parents[2]

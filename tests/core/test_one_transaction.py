@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from core.backends import open_backends
-from core.backends.sqlite import SqliteJobStore
+from core.backends.store.sqlite import SqliteJobStore
 from core.errors import InvalidStateError, JobNotFoundError, LeaseLostError
 from core.jobtypes import JobTypeRegistry
 from core.models import Claim, ClaimDecision, Job, JobEvent, JobStatus, LogLevel, Principal

@@ -265,7 +265,7 @@ async def test_sweeper_sends_jobs_whose_send_failed(service: JobService) -> None
     job = await service.submit(ALICE, SubmitRequest("noop", {}))
     orphan = replace(job, id=new_job_id(), enqueued_at=None)
     # Insert through the store with no transactional queue, as the distributed mode would.
-    from core.backends.sqlite import SqliteJobStore
+    from core.backends.store.sqlite import SqliteJobStore
 
     assert isinstance(service.store, SqliteJobStore)
     plain = SqliteJobStore(service.store.db, transactional_queue=False)

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from core.backends import open_backends
-from core.backends.s3 import parse_location
+from core.backends.blobs.s3 import parse_location
 from core.models import Job, JobStatus
 from core.service import JobService
 from core.settings import Settings

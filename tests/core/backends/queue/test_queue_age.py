@@ -10,9 +10,9 @@ from pathlib import Path
 import boto3
 import pytest
 
+from core.backends.queue.sqlite import SqliteJobQueue
+from core.backends.queue.sqs import SqsJobQueue
 from core.backends.sqlite_db import SqliteDatabase
-from core.backends.sqlite_queue import SqliteJobQueue
-from core.backends.sqs import SqsJobQueue
 from core.models import Job, new_job_id
 from core.settings import Settings
 from tests.support.servers import free_port, unique_name

@@ -10,9 +10,9 @@ import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from core.backends import redis as redis_module
+from core.backends.bus import redis as redis_module
+from core.backends.bus.redis import RedisEventBus
 from core.backends.codec import dumps, event_to_dict
-from core.backends.redis import RedisEventBus
 from core.errors import BackendUnavailableError
 from core.models import Job, JobEvent, JobEventKind, new_job_id
 from core.ports import ALL_EVENTS, BusMessage, Resync

@@ -38,7 +38,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from core.backends.codec import dumps, event_from_dict, event_to_dict, job_from_dict, job_to_dict, loads
-from core.backends.mongo_schema import ensure_indexes
+from core.backends.store.mongo_schema import ensure_indexes
 from core.cursors import EventCursor, JobCursor, to_micros
 from core.errors import BackendUnavailableError, ConflictError
 from core.group_commit import GroupCommit

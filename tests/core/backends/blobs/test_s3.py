@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from core.backends.s3 import S3BlobStore
+from core.backends.blobs.s3 import S3BlobStore
 from core.blobs import BlobNotFoundError
 from core.errors import BackendUnavailableError
 from core.settings import Settings

@@ -10,7 +10,7 @@ import boto3
 import orjson
 import pytest
 
-from core.backends.sqs import SEND_BATCH, SqsJobQueue
+from core.backends.queue.sqs import SEND_BATCH, SqsJobQueue
 from core.errors import BackendUnavailableError
 from core.models import Job, new_job_id
 from core.settings import Settings

@@ -37,9 +37,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import RedisError
 
+from core.backends.bus.fanout import Fanout, FanoutSubscription
+from core.backends.bus.local import event_topics
 from core.backends.codec import dumps, event_from_dict, event_to_dict, loads
-from core.backends.fanout import Fanout, FanoutSubscription
-from core.backends.local import event_topics
 from core.errors import BackendUnavailableError
 from core.group_commit import GroupCommit
 from core.models import JobEvent

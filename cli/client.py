@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from api.client import ClientError, JobpulseClient
+from cli.http import ClientError, JobpulseClient
 from core.cursors import EventCursor
 
 __all__ = ["list_jobs", "show_stats", "stdout_console", "submit_job", "watch_job"]

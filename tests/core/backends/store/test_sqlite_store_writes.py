@@ -7,9 +7,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from core.backends.sqlite import SqliteJobStore
+from core.backends.queue.sqlite import SqliteJobQueue
 from core.backends.sqlite_db import SqliteDatabase
-from core.backends.sqlite_queue import SqliteJobQueue
+from core.backends.store.sqlite import SqliteJobStore
 from core.models import Job, JobEvent, JobEventKind, new_job_id
 
 

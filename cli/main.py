@@ -193,7 +193,7 @@ def submit(
     token: TokenOption = None,
 ) -> None:
     """Submit a job and print its id; with --watch, follow it live and exit 0 only if it COMPLETED."""
-    from api.cli_client import submit_job, watch_job
+    from cli.client import submit_job, watch_job
 
     try:
         parsed = json.loads(payload)
@@ -230,7 +230,7 @@ def jobs(
     token: TokenOption = None,
 ) -> None:
     """List jobs, newest first, as a table (a user sees its own jobs, an admin everyone's)."""
-    from api.cli_client import STATUSES, list_jobs, stdout_console
+    from cli.client import STATUSES, list_jobs, stdout_console
 
     wanted = [part.strip().upper() for value in status or [] for part in value.split(",") if part.strip()]
     unknown = sorted(set(wanted) - set(STATUSES))
@@ -243,7 +243,7 @@ def jobs(
 @app.command()
 def stats(url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
     """Show counts by status, failure rate, processing time and queue depths (admin token)."""
-    from api.cli_client import show_stats, stdout_console
+    from cli.client import show_stats, stdout_console
 
     asyncio.run(show_stats(console, stdout_console(), url, token))
 

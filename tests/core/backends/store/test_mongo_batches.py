@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from pymongo.errors import BulkWriteError
 
-from core.backends.mongo import MongoJobStore, _bulk_outcomes, _event_document
+from core.backends.store.mongo import MongoJobStore, _bulk_outcomes, _event_document
 from core.errors import BackendUnavailableError
 from core.models import Job, JobEvent, JobEventKind, new_job_id, utcnow
 from core.settings import Settings

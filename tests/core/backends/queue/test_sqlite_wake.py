@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from core.backends import sqlite_queue
-from core.backends.sqlite import SqliteJobStore
+from core.backends.queue import sqlite as sqlite_queue
+from core.backends.queue.sqlite import SqliteJobQueue
 from core.backends.sqlite_db import SqliteDatabase
-from core.backends.sqlite_queue import SqliteJobQueue
+from core.backends.store.sqlite import SqliteJobStore
 from core.models import Job, JobEvent, JobEventKind, new_job_id
 
 

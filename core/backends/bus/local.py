@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 
-from core.backends.fanout import Fanout, FanoutSubscription
+from core.backends.bus.fanout import Fanout, FanoutSubscription
 from core.models import JobEvent
 from core.ports import ALL_EVENTS, CONTROL, BusSubscription, CancelRequested, job_topic, owner_topic
 

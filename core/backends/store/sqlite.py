@@ -18,9 +18,8 @@ from core.backends.codec import (
     job_from_dict,
     job_to_dict,
     loads,
-    micros,
 )
-from core.backends.sqlite_db import SqliteDatabase
+from core.backends.sqlite_db import ENQUEUE, SqliteDatabase, ack_in, enqueue_in, queue_row, visible_us
 from core.cursors import EventCursor, JobCursor, to_micros
 from core.errors import BackendUnavailableError, ConflictError, JobNotFoundError
 from core.jobcopy import copy_job
@@ -60,11 +59,6 @@ _INSERT_EVENT = (
     "INSERT OR IGNORE INTO events (job_id, version, at_us, kind, type, owner, doc)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
-_ENQUEUE = (
-    "INSERT INTO queue (job_id, type, priority, seq, visible_us) VALUES (?, ?, ?, ?, ?)"
-    " ON CONFLICT (job_id) DO UPDATE SET type = excluded.type, priority = excluded.priority,"
-    " visible_us = excluded.visible_us, receipt = NULL, dead = 0"
-)
 _IDEMPOTENT_HOLDER = (
     "SELECT doc, payload FROM jobs WHERE owner = ? AND idempotency_key = ? AND created_us >= ?"
     " ORDER BY created_us LIMIT 1"
@@ -79,25 +73,6 @@ def _event_row(event: JobEvent, job: dict[str, JSONValue] | None = None) -> tupl
 
 def _insert_event(conn: sqlite3.Connection, event: JobEvent) -> None:
     conn.execute(_INSERT_EVENT, _event_row(event))
-
-
-def _queue_row(job: Job, visible_us: int) -> tuple[Any, ...]:
-    return (job.id, job.type, job.priority, micros(job.created_at), visible_us)
-
-
-def _visible_us(job: Job) -> int:
-    """When a job enqueued now becomes receivable: at once, or at its ``run_at``."""
-    return max(micros(job.updated_at), 0 if job.run_at is None else micros(job.run_at))
-
-
-def enqueue_in(conn: sqlite3.Connection, job: Job, visible_us: int) -> None:
-    """Put (or put back) ``job``'s one message in the queue table; shared with ``SqliteJobQueue``."""
-    conn.execute(_ENQUEUE, _queue_row(job, visible_us))
-
-
-def ack_in(conn: sqlite3.Connection, delivery: Delivery) -> None:
-    """Delete ``delivery``'s message unless it was received again since; shared with ``SqliteJobQueue``."""
-    conn.execute("DELETE FROM queue WHERE job_id = ? AND receipt = ?", (delivery.job_id, delivery.receipt))
 
 
 def _filter_sql(filter: JobFilter) -> tuple[str, list[Any]]:
@@ -154,7 +129,7 @@ class SqliteJobStore:
         """The queue row for ``written`` if ``_with_enqueued_at`` marked it (``job`` was not)."""
         if written is job:
             return
-        enqueue_in(conn, job, _visible_us(job))
+        enqueue_in(conn, job, visible_us(job))
         self.db.queue_changed()  # wakes a waiting in-process receive once committed
 
     async def insert(self, job: Job, event: JobEvent, idempotency_since: datetime) -> tuple[Job, bool]:
@@ -191,7 +166,7 @@ class SqliteJobStore:
             job_rows: list[tuple[Any, ...]] = []
             event_rows: list[tuple[Any, ...]] = []
             queue_rows: list[tuple[Any, ...]] = []
-            for written, job_row, event_row, queue_row in prepared:
+            for written, job_row, event_row, message in prepared:
                 key = written.idempotency_key
                 if key is not None:
                     holder = held.get((written.owner, key))
@@ -205,12 +180,12 @@ class SqliteJobStore:
                 answers.append((written, True))
                 job_rows.append(job_row)
                 event_rows.append(event_row)
-                if queue_row is not None:
-                    queue_rows.append(queue_row)
+                if message is not None:
+                    queue_rows.append(message)
             conn.executemany(_INSERT_JOB, job_rows)
             conn.executemany(_INSERT_EVENT, event_rows)
             if queue_rows:
-                conn.executemany(_ENQUEUE, queue_rows)
+                conn.executemany(ENQUEUE, queue_rows)
                 self.db.queue_changed()  # wakes a waiting in-process receive once committed
             return answers
 
@@ -226,13 +201,13 @@ class SqliteJobStore:
         """
         fields = job_to_dict(job)
         written = self._with_enqueued_at(job)
-        doc, queue_row = fields, None
+        doc, message = fields, None
         if written is not job:
             doc = {**fields, "enqueued_at": fields["updated_at"]}  # as ``_with_enqueued_at`` sets it
-            queue_row = _queue_row(job, _visible_us(job))
+            message = queue_row(job, visible_us(job))
         same = event.job_id == job.id and event.version == job.version
         event_row = _event_row(event, fields if same else None)
-        return written, (*_row(written, doc), dumps(job.payload)), event_row, queue_row
+        return written, (*_row(written, doc), dumps(job.payload)), event_row, message
 
     async def get(self, job_id: JobId) -> Job | None:
         def op(conn: sqlite3.Connection) -> Job | None:
@@ -304,7 +279,7 @@ class SqliteJobStore:
     ) -> list[tuple[Delivery, tuple[Job, JobEvent | None] | Exception]]:
         """Receive from ``queue`` and, in the take's transaction, apply ``decide_for(delivery)`` to
         each message's job: one commit hides the messages and claims their jobs."""
-        from core.backends.sqlite_queue import SqliteJobQueue  # it imports this module
+        from core.backends.queue.sqlite import SqliteJobQueue  # it imports this module
 
         if not isinstance(queue, SqliteJobQueue) or not self.shares_transaction_with(queue):
             raise TypeError("receive_and_decide needs the SQLite queue of this store's database")

@@ -15,8 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from core.backends.codec import loads
-from core.backends.sqlite import ack_in, enqueue_in
-from core.backends.sqlite_db import SqliteDatabase
+from core.backends.sqlite_db import SqliteDatabase, ack_in, enqueue_in
 from core.cursors import to_micros
 from core.models import Job, JobId, utcnow
 from core.ports import Delivery, QueueDepth

@@ -9,7 +9,7 @@ import boto3
 import orjson
 import pytest
 
-from core.backends.sqs import SqsJobQueue
+from core.backends.queue.sqs import SqsJobQueue
 from core.errors import BackendUnavailableError, ConfigurationError
 from core.models import Job, new_job_id
 from core.settings import Settings

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 from pymongo.errors import BulkWriteError
 
-from core.backends.mongo import MongoJobStore, _duplicates
-from core.backends.mongo_schema import EVENTS_TTL_INDEX, JOBS_TTL_INDEX
+from core.backends.store.mongo import MongoJobStore, _duplicates
+from core.backends.store.mongo_schema import EVENTS_TTL_INDEX, JOBS_TTL_INDEX
 from core.errors import BackendUnavailableError
 from core.models import Job, JobEvent, JobEventKind, new_job_id, utcnow
 from core.settings import Settings

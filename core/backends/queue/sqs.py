@@ -44,8 +44,8 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.backends.codec import dumps
-from core.backends.sqs_age import SqsQueueAges, cloudwatch_endpoint
-from core.backends.sqs_deletes import BatchDeleter, is_gone
+from core.backends.queue.sqs_age import SqsQueueAges, cloudwatch_endpoint
+from core.backends.queue.sqs_deletes import BatchDeleter, is_gone
 from core.errors import BackendUnavailableError, ConfigurationError
 from core.group_commit import GroupCommit
 from core.models import Job, JobId
