@@ -12,6 +12,7 @@ COPY pyproject.toml README.md ./
 COPY core ./core
 COPY api ./api
 COPY workers ./workers
+COPY cli ./cli
 RUN pip install . \
     && useradd --system --home-dir /var/lib/jobpulse --create-home jobpulse
 
