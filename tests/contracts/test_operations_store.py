@@ -56,7 +56,9 @@ async def test_stats_of_several_flushes_add_up(store: JobStore) -> None:
     await ops.add_stats([first, MinuteStats(101, "b", started=4)])
     await ops.add_stats([second])
     rows = await ops.list_stats(100, "a")
-    assert rows == [MinuteStats(100, "a", submitted=3, completed=1, failed=1, run_ms={bucket: 3}, queue_depth=3)]
+    assert rows == [
+        MinuteStats(100, "a", submitted=3, completed=1, failed=1, run_ms={bucket: 3}, queue_depth=3)
+    ]
     assert [r.minute for r in await ops.list_stats(0, None)] == [100, 101]
 
 

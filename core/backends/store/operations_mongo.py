@@ -117,9 +117,11 @@ class MongoOperationsStore:
     async def delete_expired(self, before: datetime, limit: int) -> int:
         await self._ensure_indexes()
         with _unavailable("retention"):
-            docs = await self.jobs.find(
-                {"completed_date": {"$lt": before}}, {"_id": 1}
-            ).limit(limit).to_list(None)
+            docs = (
+                await self.jobs.find({"completed_date": {"$lt": before}}, {"_id": 1})
+                .limit(limit)
+                .to_list(None)
+            )
             ids = [doc["_id"] for doc in docs]
             if ids:
                 await self.events.delete_many({"job_id": {"$in": ids}})

@@ -56,7 +56,9 @@ class SqliteOperationsStore:
             rows = conn.execute(
                 "SELECT doc, lost_alerted FROM workers WHERE last_seen_us > ?", (since,)
             ).fetchall()
-            workers = [worker_from_dict({**loads(doc), "lost_alerted": bool(alerted)}) for doc, alerted in rows]
+            workers = [
+                worker_from_dict({**loads(doc), "lost_alerted": bool(alerted)}) for doc, alerted in rows
+            ]
             return sorted(workers, key=lambda w: (w.started_at, w.id))
 
         return await self.db.read(op)
