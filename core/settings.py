@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     wait_time_seconds: float = Field(default=20, ge=0, le=20)
     max_messages: int = Field(default=10, ge=1, le=10)
     shutdown_grace_seconds: float = Field(default=30, ge=0)
+    #: workers write their registry record this often; silent for 3 intervals: LOST
+    worker_heartbeat_seconds: float = Field(default=10.0, gt=0)
     backoff_base_seconds: float = Field(default=2.0, ge=0)
     backoff_max_seconds: float = Field(default=3600.0, ge=0)
     job_modules: str = ""  # extra modules that register job types, comma-separated
@@ -96,6 +98,8 @@ class Settings(BaseSettings):
     alert_min_samples: int = Field(default=20, ge=1)
     alert_queue_age_seconds: float | None = Field(default=None, gt=0)  # unset: off
     alert_check_interval_seconds: float = Field(default=30.0, gt=0)
+    alert_queue_depth: int | None = Field(default=None, ge=0)  # waiting in a queue; unset: off
+    alert_slow_seconds: float | None = Field(default=None, gt=0)  # a type's p95 run time; unset: off
 
     # Serving.
     host: str = "127.0.0.1"
