@@ -59,8 +59,10 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
     from core.alerts import run_alerter
     from core.gc_tuning import tune_gc
     from core.logs import configure_logging
+    from core.stats_history import run_stats_recorder
     from workers import run_workers
     from workers.registry import load_registry
+    from workers.retention import run_retention
     from workers.sweeper import run_sweeper
 
     configure_logging(settings.log_level, settings.log_format)
@@ -70,7 +72,9 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
         console.print(f"[red]cannot load job types:[/red] {exc}")
         raise typer.Exit(2) from exc
     token = load_or_create_admin_token(settings)
-    background = [run_workers] if with_workers else [run_sweeper, run_alerter]
+    background = (
+        [run_workers] if with_workers else [run_sweeper, run_alerter, run_stats_recorder, run_retention]
+    )
     application = create_app(settings, registry, background=background)
     tune_gc()  # once the app is built: GC pauses were most of every p99 (core/gc_tuning.py)
     base = f"http://{settings.host}:{settings.port}"
