@@ -252,6 +252,15 @@ def stats(url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
     asyncio.run(show_stats(console, stdout_console(), url, token))
 
 
+@app.command()
+def workers(url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+    """Show the workers seen in the last hour: status, running jobs and counts (admin token)."""
+    from cli.client import stdout_console
+    from cli.workers_client import show_workers
+
+    asyncio.run(show_workers(console, stdout_console(), url, token))
+
+
 @app.command("export-schema")
 def export_schema() -> None:
     """Print the GraphQL SDL (what schema.graphql holds)."""
