@@ -60,6 +60,7 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
     from core.gc_tuning import tune_gc
     from core.logs import configure_logging
     from core.stats_history import run_stats_recorder
+    from core.tracing import configure_tracing, run_tracing
     from workers import run_workers
     from workers.registry import load_registry
     from workers.retention import run_retention
@@ -73,8 +74,11 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
         raise typer.Exit(2) from exc
     token = load_or_create_admin_token(settings)
     background = (
-        [run_workers] if with_workers else [run_sweeper, run_alerter, run_stats_recorder, run_retention]
+        [run_workers]
+        if with_workers
+        else [run_sweeper, run_alerter, run_stats_recorder, run_retention, run_tracing]
     )
+    configure_tracing()
     application = create_app(settings, registry, background=background)
     tune_gc()  # once the app is built: GC pauses were most of every p99 (core/gc_tuning.py)
     base = f"http://{settings.host}:{settings.port}"
@@ -150,9 +154,11 @@ async def _run_worker(settings: Settings, types: list[str] | None) -> None:
     from core.backends import open_backends
     from core.gc_tuning import tune_gc
     from core.service import JobService
+    from core.tracing import configure_tracing
     from workers import run_workers
     from workers.registry import load_registry
 
+    configure_tracing()
     registry = load_registry(settings)
     for name in types or []:
         if name not in registry:

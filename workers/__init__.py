@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from core.alerts import run_alerter
 from core.service import JobService
 from core.stats_history import run_stats_recorder
+from core.tracing import run_tracing
 from workers.registry import load_registry
 from workers.retention import run_retention
 from workers.runtime import Worker
@@ -36,3 +37,4 @@ async def run_workers(
         group.create_task(run_alerter(service, stop))
         group.create_task(run_stats_recorder(service, stop))
         group.create_task(run_retention(service, stop))
+        group.create_task(run_tracing(service, stop))
