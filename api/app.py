@@ -16,7 +16,7 @@ from api.dashboard import dashboard_routes
 from api.fast.http import fast_path_middleware
 from api.health import healthz, readyz
 from api.metrics import JobMetrics, metrics_routes
-from api.request_id import RequestIdMiddleware
+from api.middleware import EdgeMiddleware
 from api.schema import build_schema
 from api.view import GraphQLView
 from core.backends import open_backends
@@ -108,7 +108,7 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(
-                RequestIdMiddleware,
+                EdgeMiddleware,
                 subscriptions=metrics.subscriptions_open,
                 max_bytes=settings.max_request_bytes,
             ),
