@@ -104,16 +104,19 @@ class WorkerPresence:
         except Exception as exc:
             log.warning("worker heartbeat not written", error=str(exc))
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Heartbeat until cancelled; once ``stop`` is set, as DRAINING."""
+    async def run(self, stop: asyncio.Event, halt: asyncio.Event) -> None:
+        """Heartbeat until ``halt``; once ``stop`` is set, as DRAINING. A beat is never cut short:
+        a write cancelled in flight might still land after the record is removed."""
         self.listen()
-        while True:
+        while not halt.is_set():
             await self.beat(draining=stop.is_set())
-            if stop.is_set():
-                await asyncio.sleep(self.interval)  # cancelled once the running jobs are done
-            else:
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.interval)
+            waits = [halt.wait()] if stop.is_set() else [halt.wait(), stop.wait()]
+            tasks = [asyncio.ensure_future(w) for w in waits]
+            try:
+                await asyncio.wait(tasks, timeout=self.interval, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in tasks:
+                    task.cancel()
 
     async def leave(self) -> None:
         """Remove the record (a clean stop); stop counting."""

@@ -130,16 +130,17 @@ class Worker:
         """The jobs this worker runs now."""
         return list(self._running)
 
-    def _present(self, stop: asyncio.Event) -> asyncio.Task[None]:
-        """Heartbeat this worker's record in the workers registry until the task is cancelled."""
+    def _present(self, stop: asyncio.Event) -> tuple[asyncio.Task[None], asyncio.Event]:
+        """Heartbeat this worker's record in the workers registry until the returned event is set."""
         if self.presence is None:
             self.presence = WorkerPresence(self)
-        return asyncio.create_task(self.presence.run(stop))
+        halt = asyncio.Event()
+        return asyncio.create_task(self.presence.run(stop, halt)), halt
 
-    async def _absent(self, presence: asyncio.Task[None], *, leave: bool) -> None:
-        presence.cancel()
-        with suppress(asyncio.CancelledError):
-            await presence
+    async def _absent(self, presence: tuple[asyncio.Task[None], asyncio.Event], *, leave: bool) -> None:
+        task, halt = presence
+        halt.set()
+        await task
         if self.presence is not None:
             await (self.presence.leave() if leave else self.presence.beat())
 
