@@ -10,6 +10,7 @@ A crash loses at most one flush interval of one process's counts.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -156,8 +157,16 @@ async def stats_history(
         raise ValidationError(
             f"more than {MAX_BUCKETS} buckets: ask for a later since or larger buckets", field="since"
         )
+    # Buckets that ended well before every process's last flush no longer change: kept per store,
+    # so a dashboard polling a day of buckets reads only the newest ones again.
+    final_before = int(now.timestamp()) - int(2 * service.settings.stats_flush_seconds) - FINAL_AFTER_SECONDS
+    cache = _final_buckets(service, type, bucket_seconds)
+    read_from = first
+    while read_from <= last and read_from in cache:
+        read_from += bucket_seconds
     merged: dict[int, MinuteStats] = {}
-    for row in await operations_for(service.store).list_stats(first // 60, type):
+    rows = await operations_for(service.store).list_stats(read_from // 60, type) if read_from <= last else []
+    for row in rows:
         start = row.minute * 60 // bucket_seconds * bucket_seconds
         held = merged.get(start)
         if held is None:
@@ -165,21 +174,42 @@ async def stats_history(
         held.add(row)
     buckets: list[StatsBucket] = []
     for start in range(first, last + 1, bucket_seconds):
+        cached = cache.get(start)
+        if cached is not None:
+            buckets.append(cached)
+            continue
         row = merged.get(start) or MinuteStats(start // 60, type or "")
-        buckets.append(
-            StatsBucket(
-                at=datetime.fromtimestamp(start, now.tzinfo),
-                submitted=row.submitted,
-                started=row.started,
-                completed=row.completed,
-                failed=row.failed,
-                run_seconds_p50=histogram_quantile(row.run_ms, 0.5),
-                run_seconds_p95=histogram_quantile(row.run_ms, 0.95),
-                wait_seconds_p95=histogram_quantile(row.wait_ms, 0.95),
-                queue_depth=row.queue_depth,
-            )
+        bucket = StatsBucket(
+            at=datetime.fromtimestamp(start, now.tzinfo),
+            submitted=row.submitted,
+            started=row.started,
+            completed=row.completed,
+            failed=row.failed,
+            run_seconds_p50=histogram_quantile(row.run_ms, 0.5),
+            run_seconds_p95=histogram_quantile(row.run_ms, 0.95),
+            wait_seconds_p95=histogram_quantile(row.wait_ms, 0.95),
+            queue_depth=row.queue_depth,
         )
+        if start + bucket_seconds <= final_before:
+            cache[start] = bucket
+        buckets.append(bucket)
+    while len(cache) > MAX_BUCKETS:
+        del cache[min(cache)]
     return buckets
+
+
+#: a bucket this many seconds (plus two flush intervals) past its end is final
+FINAL_AFTER_SECONDS = 120
+_FINAL: weakref.WeakKeyDictionary[object, dict[tuple[str | None, int], dict[int, StatsBucket]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _final_buckets(service: JobService, type: str | None, bucket_seconds: int) -> dict[int, StatsBucket]:
+    by_query = _FINAL.get(service.store)
+    if by_query is None:
+        by_query = _FINAL[service.store] = {}
+    return by_query.setdefault((type, bucket_seconds), {})
 
 
 _medians: dict[tuple[int, str], tuple[float, float | None]] = {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +11,22 @@ import pytest
 
 from core.settings import Settings
 from core.stats_history import run_stats_recorder
-from tests.api.helpers import ADMIN, ALICE, API_KEYS, JWT_SECRET, Server, api_settings, run_server, wait_until
+from tests.api.helpers import ADMIN, ALICE, API_KEYS, JWT_SECRET, Server, api_settings, run_server
 from tests.support.services import BACKENDS
 from workers.runtime import Worker
 
 WORKERS = "{ workers { id host pid version types concurrency status processed failed running { id } } }"
 HISTORY = "query($t: String) { statsHistory(bucketSeconds: 3600, type: $t) { at submitted completed failed runSecondsP50 } }"
 JOB = "query($id: ID!) { job(id: $id) { status estimatedCompletion attemptHistory { number worker outcome error startedAt endedAt } } }"
+
+
+async def _poll(condition: Callable[[], Awaitable[bool]]) -> None:
+    """Poll until ``condition`` holds; a deadline of 60 s (generous: the test machine is shared)."""
+    async with asyncio.timeout(60):
+        while True:
+            if await condition():
+                return
+            await asyncio.sleep(0.05)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -50,7 +59,7 @@ async def test_workers_lists_a_running_worker(server: Server) -> None:
             listed = (await server.data(ADMIN, WORKERS))["workers"]
             return bool(listed) and listed[0]["running"] == [{"id": job_id}]
 
-        await wait_until(running, "the worker to list its job")
+        await _poll(running)
         [listed] = (await server.data(ADMIN, WORKERS))["workers"]
         assert (listed["id"], listed["status"], listed["types"], listed["concurrency"]) == (
             worker.worker_id, "ACTIVE", ["sleep"], 2
@@ -79,7 +88,7 @@ async def test_stats_history_has_the_jobs_that_ran(server: Server) -> None:
         buckets = (await server.data(ADMIN, HISTORY, t="noop"))["statsHistory"]
         return sum(b["completed"] for b in buckets) == 2
 
-    await wait_until(counted, "the stats to be flushed")
+    await _poll(counted)
     buckets = (await server.data(ADMIN, HISTORY, t="noop"))["statsHistory"]
     assert sum(b["submitted"] for b in buckets) == 2
     assert buckets[-1]["runSecondsP50"] is not None
