@@ -33,7 +33,7 @@ async def _poll(condition: Callable[[], Awaitable[bool]]) -> None:
 async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
     """An API server on each kind of backends, recording stats, with short heartbeats."""
     overrides: dict[str, Any] = {
-        "worker_heartbeat_seconds": 0.2,
+        "worker_heartbeat_seconds": 1.0,  # LOST after 3 s: an event loop stalled by a loaded machine stays ACTIVE
         "stats_flush_seconds": 0.1,
         "backoff_base_seconds": 0,
         "wait_time_seconds": 0.2,

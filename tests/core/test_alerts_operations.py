@@ -40,7 +40,7 @@ async def service(
     settings: dict[str, Any] = {
         "alert_webhook_url": receiver.url,
         "alert_check_interval_seconds": 3600,  # the tests check themselves
-        "worker_heartbeat_seconds": 0.2,
+        "worker_heartbeat_seconds": 1.0,  # LOST after 3 s: an event loop stalled by a loaded machine stays ACTIVE
         "alert_queue_depth": 2,
         "alert_slow_seconds": 0.000001,
         "alert_min_samples": 2,
@@ -59,7 +59,7 @@ async def _running(alerter: Alerter, stop: asyncio.Event) -> asyncio.Task[None]:
 async def test_lost_worker_alerts_once_across_processes(service: JobService, receiver: Receiver) -> None:
     """Two alerters (two processes) checking a LOST worker twice each make one alert."""
     record = WorkerPresence(Worker(service, types=["noop"])).record()
-    silent = replace(record, last_seen_at=service.clock() - timedelta(seconds=5))
+    silent = replace(record, last_seen_at=service.clock() - timedelta(seconds=30))
     await operations_for(service.store).save_worker(silent)
     stop = asyncio.Event()
     alerters = [Alerter(service), Alerter(service)]
@@ -76,7 +76,7 @@ async def test_restarted_worker_is_a_new_active_record(service: JobService, rece
     """After a LOST record, a worker started again is listed ACTIVE beside it, and does not alert."""
     lost = WorkerPresence(Worker(service, types=["noop"])).record()
     await operations_for(service.store).save_worker(
-        replace(lost, last_seen_at=service.clock() - timedelta(seconds=5))
+        replace(lost, last_seen_at=service.clock() - timedelta(seconds=30))
     )
     worker = Worker(service, types=["noop"])
     stop = asyncio.Event()

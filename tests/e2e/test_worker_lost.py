@@ -21,7 +21,7 @@ from tests.support.jobtypes import JOB_TYPES
 from tests.support.process import JobpulseProcess
 from tests.support.services import BACKENDS
 
-HEARTBEAT = "0.3"
+HEARTBEAT = "1.0"  # LOST after 3 s: a loaded machine does not stall a live worker that long
 
 
 @pytest.fixture

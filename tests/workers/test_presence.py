@@ -24,7 +24,7 @@ ADMIN = Principal("root", "admin")
 @pytest.fixture(params=BACKENDS)
 async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobService]:
     async with service_on(
-        request, tmp_path, worker_heartbeat_seconds=0.2, wait_time_seconds=0.2, backoff_base_seconds=0
+        request, tmp_path, worker_heartbeat_seconds=1.0, wait_time_seconds=0.2, backoff_base_seconds=0
     ) as service:
         yield service
 
@@ -102,7 +102,7 @@ async def test_silent_worker_is_lost(service: JobService) -> None:
     """A record not heartbeated for three intervals reads LOST."""
     record = replace(
         WorkerPresence(Worker(service, types=["noop"])).record(),
-        last_seen_at=service.clock() - timedelta(seconds=1),
+        last_seen_at=service.clock() - timedelta(seconds=10),
     )
     await operations_for(service.store).save_worker(record)
     [listed] = await _listed(service)
