@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from cli.errors import one_line_errors, set_debug, show
+from cli.errors import StartupError, one_line_errors, set_debug, show
 from core.settings import Settings
 
 __all__ = ["app", "main"]
@@ -169,8 +169,8 @@ async def _run_worker(settings: Settings, types: list[str] | None) -> None:
     registry = load_registry(settings)
     for name in types or []:
         if name not in registry:
-            console.print(f"[red]unknown job type {name!r}[/red] (known: {', '.join(registry.names)})")
-            raise typer.Exit(2)
+            known = ", ".join(registry.names)
+            raise StartupError(f"unknown job type {name!r} in --types", f"use some of {known}")
     await wait_for_backends(settings, [t.name for t in registry if not t.external], show)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -188,9 +188,10 @@ async def _run_worker(settings: Settings, types: list[str] | None) -> None:
             try:
                 await serving.enter_async_context(serving_worker_metrics(service, settings))
             except OSError as exc:
-                port = settings.worker_metrics_port
-                console.print(f"[red]cannot serve metrics on port {port}:[/red] {exc}")
-                raise typer.Exit(2) from exc
+                raise StartupError(
+                    f"cannot serve metrics on port {settings.worker_metrics_port}: {exc.strerror or exc}",
+                    "stop what uses that port, or set JOBPULSE_WORKER_METRICS_PORT (or --metrics-port)",
+                ) from exc
             tune_gc()  # once the service is built: fewer, shorter GC pauses (core/gc_tuning.py)
             await run_workers(service, stop, types=types)
 

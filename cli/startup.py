@@ -119,7 +119,8 @@ async def wait_for_backends(
         remaining = deadline - time.monotonic()
         # One try (no wait): the probe's whole timeout; else short enough to try again in time.
         seconds = PROBE_TIMEOUT if limit == 0 else min(PROBE_TIMEOUT, max(PROBE_FLOOR, remaining / 2))
-        probes = await probe_backends(settings, types, seconds=seconds)
+        # Missing queues matter only if the start may not create them (it looks them up then).
+        probes = await probe_backends(settings, [] if settings.sqs_create_queues else types, seconds=seconds)
         failed = [p for p in probes if not p.ok]
         if not failed:
             return

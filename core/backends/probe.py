@@ -156,6 +156,7 @@ def _aws_failure(probe: Probe, exc: Exception) -> Probe:
 
 
 async def _sqs(settings: Settings, types: Sequence[str], seconds: float) -> Probe:
+    """SQS answers, and which of ``types``' queues are missing (none looked up when ``types`` is empty)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     endpoint = settings.sqs_endpoint_url or ""
@@ -175,6 +176,8 @@ async def _sqs(settings: Settings, types: Sequence[str], seconds: float) -> Prob
     except (BotoCoreError, ClientError, ValueError) as exc:
         return _aws_failure(probe, exc)
     probe = replace(probe, rtt_ms=rtt)
+    if not names:
+        return probe
     if not missing:
         every = f"all {len(names)} queues exist (each job type's and its dead-letter queue)"
         return replace(probe, notes=(every,))
@@ -240,18 +243,19 @@ def _files(settings: Settings) -> Probe:
 
 
 async def probe_backends(settings: Settings, types: Sequence[str], seconds: float = 5.0) -> list[Probe]:
-    """Every backend the settings use (store, queue, bus, and blobs if any), probed at once."""
-    calls: list[Awaitable[Probe]] = [
-        _mongo(settings, seconds) if settings.mongodb_url else asyncio.to_thread(_sqlite, settings),
-        _sqs(settings, types, seconds) if settings.sqs_endpoint_url else _done(_sqlite_queue(settings)),
-        _redis(settings, seconds) if settings.redis_url else _done(Probe("bus", "in-process", "", None)),
+    """Every backend the settings use (store, queue, bus, and blobs if any), probed one by one;
+    on SQS, whether ``types``' queues and dead-letter queues exist.
+
+    Not at once: building an AWS client loads botocore's service model on the event loop, long
+    enough on a busy machine to use up a concurrent MongoDB probe's timeout.
+    """
+    probes = [
+        await (_mongo(settings, seconds) if settings.mongodb_url else asyncio.to_thread(_sqlite, settings)),
+        await _sqs(settings, types, seconds) if settings.sqs_endpoint_url else _sqlite_queue(settings),
+        await _redis(settings, seconds) if settings.redis_url else Probe("bus", "in-process", "", None),
     ]
     if settings.s3_bucket:
-        calls.append(_s3(settings, seconds))
+        probes.append(await _s3(settings, seconds))
     elif settings.mongodb_url is None and settings.embedded_blobs:
-        calls.append(asyncio.to_thread(_files, settings))
-    return list(await asyncio.gather(*calls))
-
-
-async def _done(probe: Probe) -> Probe:
-    return probe
+        probes.append(await asyncio.to_thread(_files, settings))
+    return probes

@@ -103,7 +103,9 @@ def _stopped(kind: str) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize(("kind", "role"), [("mongodb", "store"), ("sqs", "queue"), ("redis", "bus")])
-def test_check_fails_when_a_stand_in_is_stopped(distributed_env: dict[str, str], kind: str, role: str) -> None:
+def test_check_fails_when_a_stand_in_is_stopped(
+    distributed_env: dict[str, str], kind: str, role: str
+) -> None:
     """With one server stopped, its line says not reachable, the others stay ok, and the exit is 1."""
     variable, url = _stopped(kind)
     done = run_jobpulse("check", env={**distributed_env, variable: url})

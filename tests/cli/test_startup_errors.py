@@ -103,3 +103,12 @@ def test_log_level_debug_shows_the_traceback_too(mode_env: dict[str, str]) -> No
     done = run_jobpulse("serve", env=env)
     assert done.returncode == 2
     assert "Traceback (most recent call last)" in done.stderr
+
+
+def test_an_unknown_worker_type_is_one_line_listing_the_known_ones(mode_env: dict[str, str]) -> None:
+    """``worker --types nope`` names the unknown type and the known ones; no worker starts."""
+    done = run_jobpulse("worker", "--types", "nope", env=mode_env)
+    line = one_line(done)
+    assert "unknown job type 'nope' in --types" in line
+    assert "data_analysis" in line
+    assert "worker started" not in done.stdout
