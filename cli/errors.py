@@ -17,7 +17,15 @@ from pydantic import ValidationError
 from core.errors import BackendUnavailableError, ConfigurationError
 from core.redact import settings_problem
 
-__all__ = ["EXIT_CONFIGURATION", "StartupError", "describe", "one_line_errors", "set_debug", "show"]
+__all__ = [
+    "EXIT_CONFIGURATION",
+    "StartupError",
+    "debugging",
+    "describe",
+    "one_line_errors",
+    "set_debug",
+    "show",
+]
 
 #: the exit status of a configuration or start-up error (as click's for a bad option)
 EXIT_CONFIGURATION = 2
@@ -41,7 +49,8 @@ def set_debug(debug: bool) -> None:
     _debug = debug
 
 
-def _debugging() -> bool:
+def debugging() -> bool:
+    """Whether tracebacks are wanted (``--debug`` or ``JOBPULSE_LOG_LEVEL=DEBUG``)."""
     return _debug or os.environ.get("JOBPULSE_LOG_LEVEL", "").strip().upper() == "DEBUG"
 
 
@@ -60,7 +69,7 @@ def describe(exc: BaseException) -> str | None:
 
 def show(line: str, exc: BaseException | None = None) -> None:
     """Print ``line`` on stderr (after ``exc``'s traceback when debugging)."""
-    if exc is not None and _debugging():
+    if exc is not None and debugging():
         traceback.print_exception(exc, file=sys.stderr)
     print(line, file=sys.stderr, flush=True)
 

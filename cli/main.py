@@ -62,7 +62,7 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
 
     from api.app import create_app
     from api.auth import load_or_create_admin_token
-    from cli.startup import bind_listener, validate, wait_for_backends
+    from cli.startup import LifespanGuard, bind_listener, validate, wait_for_backends
     from core.alerts import run_alerter
     from core.gc_tuning import tune_gc
     from core.logs import configure_logging
@@ -104,10 +104,7 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
         lifespan="on",
     )
-    server = uvicorn.Server(config)
-    server.run(sockets=[listener])
-    if not server.started:
-        raise typer.Exit(3)  # uvicorn's own status when the application did not start
+    LifespanGuard(application).run(uvicorn.Server(config), [listener])
 
 
 @app.command()

@@ -7,16 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
-from cli.errors import StartupError
+import uvicorn
+from starlette.applications import Starlette
+
+from cli.errors import StartupError, debugging, describe
 from core.backends.probe import Probe, directory_problem, probe_backends
 from core.errors import ConfigurationError
 from core.settings import Settings
 
 __all__ = [
+    "LifespanGuard",
     "bind_listener",
     "data_dir_uses",
     "describe_probe",
@@ -144,3 +151,41 @@ async def wait_for_backends(
                 say(f"jobpulse: waiting up to {limit:g}s for {describe_probe(probe)}: {probe.error}")
         await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
         pause = min(pause * 2, 2.0)
+
+
+class LifespanGuard(logging.Filter):
+    """Keeps a start-up error of the app's lifespan (backends that stopped answering after the
+    wait, say) for the one-line exit, instead of uvicorn's traceback and "startup failed" lines."""
+
+    def __init__(self, app: Starlette) -> None:
+        super().__init__("uvicorn.error")
+        self.error: BaseException | None = None
+        inner = app.router.lifespan_context
+
+        @asynccontextmanager
+        async def guarded(app: Starlette) -> AsyncIterator[Any]:
+            async with AsyncExitStack() as stack:
+                try:
+                    state = await stack.enter_async_context(inner(app))
+                except Exception as exc:
+                    if describe(exc) is not None:
+                        self.error = exc
+                    raise
+                yield state
+
+        app.router.lifespan_context = guarded
+        logging.getLogger("uvicorn.error").addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.error is None or debugging()
+
+    def run(self, server: uvicorn.Server, sockets: list[socket.socket]) -> None:
+        """``server.run``; a start-up error the guard kept is raised as itself, not uvicorn's exit 3."""
+        try:
+            server.run(sockets=sockets)
+        except SystemExit:
+            if self.error is not None:
+                raise self.error from None
+            raise
+        finally:
+            logging.getLogger("uvicorn.error").removeFilter(self)
