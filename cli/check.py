@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from cli.startup import data_dir_uses, describe_probe, token_problems
+from cli.startup import data_dir_uses, token_problems
 from core.backends.probe import Probe, directory_problem, probe_backends
 from core.errors import ConfigurationError
 from core.settings import Settings
@@ -71,9 +71,9 @@ def _data_dir(settings: Settings) -> Check:
 
 
 def _backend(probe: Probe) -> Check:
-    label = describe_probe(probe).replace(f"(the {probe.role}, ", "(").replace(f" (the {probe.role})", "")
-    if probe.version:
-        label = label.replace(probe.kind, f"{probe.kind} {probe.version}", 1)
+    kind = f"{probe.kind} {probe.version}" if probe.version else probe.kind
+    where = f" at {probe.where}" if probe.where else ""
+    label = f"{kind}{where}" + (f" ({probe.variable})" if probe.variable else "")
     if not probe.ok:
         verb = "not reachable" if probe.unreachable else "refused"
         return Check(probe.role, False, f"{label}: {verb}: {probe.error}", probe)
