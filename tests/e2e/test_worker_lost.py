@@ -61,9 +61,9 @@ def _settings(env: dict[str, str], **overrides: Any) -> Settings:
 async def _until(
     service: JobService, what: str, test: Callable[[list[WorkerRecord]], object]
 ) -> list[WorkerRecord]:
-    """Poll the registry until ``test(records)`` holds; fail after 30 s, naming ``what``."""
+    """Poll the registry until ``test(records)`` holds; fail after 90 s (a loaded machine), naming ``what``."""
     store = operations_for(service.store)
-    async with asyncio.timeout(30):  # a deadline poll
+    async with asyncio.timeout(90):  # a deadline poll
         while True:
             records = await store.list_workers(service.clock() - FORGET_AFTER)
             if test(records):
