@@ -23,6 +23,7 @@ def cached(server: Server) -> dict[str, Any]:
 
 
 async def test_second_request_takes_the_fast_path_with_the_same_answer(server: Server) -> None:
+    """A document seen once is cached, and its second request gets the same answer."""
     query = "{ jobTypes { name } }"
     first = await server.graphql(ALICE, query)
     assert query in cached(server)
@@ -31,6 +32,7 @@ async def test_second_request_takes_the_fast_path_with_the_same_answer(server: S
 
 
 async def test_mutation_results_and_user_errors_on_the_fast_path(server: Server) -> None:
+    """Cached mutations answer with their results and user errors as the first request did."""
     payload = {"n": [1, {"deep": True}], "s": "x"}
     for _ in range(2):
         body = await server.graphql(ALICE, SUBMIT, input={"type": "noop", "payload": payload})
@@ -41,12 +43,14 @@ async def test_mutation_results_and_user_errors_on_the_fast_path(server: Server)
 
 
 async def test_variable_errors_on_the_fast_path_are_coded_as_on_the_full_path(server: Server) -> None:
+    """A bad variable gets the same coded error from the cached document as from the full path."""
     bodies = [await server.graphql(ALICE, SUBMIT, input={"type": 1}) for _ in range(2)]
     assert bodies[0] == bodies[1]
     assert bodies[0]["errors"][0]["extensions"]["code"]
 
 
 async def test_wrong_token_never_executes_a_cached_document(server: Server) -> None:
+    """A cached document sent with a wrong token is refused unauthenticated and runs nothing."""
     await server.graphql(ALICE, SUBMIT, input={"type": "noop", "payload": {}})
     body = await server.graphql("wrong-token", SUBMIT, input={"type": "noop", "payload": {}})
     assert body["data"] is None
@@ -55,6 +59,7 @@ async def test_wrong_token_never_executes_a_cached_document(server: Server) -> N
 
 
 async def test_refused_documents_are_not_cached(server: Server) -> None:
+    """A document refused by validation (too deep) is never cached."""
     deep = "{ jobs { edges { node { " + "a { " * 12 + "b" + " }" * 12 + " } } } }"
     for _ in range(2):
         body = await server.graphql(ALICE, deep)
@@ -63,6 +68,7 @@ async def test_refused_documents_are_not_cached(server: Server) -> None:
 
 
 async def test_a_cached_mutation_is_still_refused_over_get(server: Server) -> None:
+    """A mutation cached from a POST is still refused when sent over GET."""
     query = 'mutation { cancelJob(id: "x") { __typename } }'
     await server.graphql(ALICE, query)
     assert query in cached(server)

@@ -139,6 +139,7 @@ async def _post(server: Server, case: Case) -> tuple[int, dict[str, str], Any]:
 
 @pytest.mark.parametrize("case", cases(), ids=lambda case: case.name)
 async def test_fast_path_answers_as_the_view(server: Server, switch: Switch, case: Case) -> None:
+    """For each case, the fast path answers byte for byte as the view does, and takes the cases it should."""
     switch.enabled = False
     if case.warm:
         await _post(server, Case(case.name, case.body))
@@ -152,6 +153,8 @@ async def test_fast_path_answers_as_the_view(server: Server, switch: Switch, cas
 
 
 async def test_fast_mutations_store_what_the_view_stores(server: Server, switch: Switch) -> None:
+    """A submit answered by the fast path stores what the view stores (an idempotency key holds across
+    both)."""
     noop = {"type": "noop", "payload": {"k": 1}, "idempotencyKey": "once"}
     bodies = []
     for enabled in (False, True, True):
@@ -163,6 +166,7 @@ async def test_fast_mutations_store_what_the_view_stores(server: Server, switch:
 
 
 async def test_a_body_in_chunks_is_read_whole(server: Server, switch: Switch) -> None:
+    """A request body sent in chunks is read whole and answered by the fast path."""
     body = orjson.dumps({"query": "{ __typename }"})
 
     async def chunks() -> Any:
@@ -181,6 +185,7 @@ async def test_a_body_in_chunks_is_read_whole(server: Server, switch: Switch) ->
 
 
 async def test_other_routes_and_methods_pass_through(server: Server, switch: Switch) -> None:
+    """Other routes and GET requests go to the app, not the fast path."""
     for _ in range(2):
         await server.data(ALICE, "{ __typename }")
     async with server.http(ALICE) as client:
@@ -192,6 +197,7 @@ async def test_other_routes_and_methods_pass_through(server: Server, switch: Swi
 
 
 async def test_the_sub_response_is_the_views(server: Server) -> None:
+    """The fast path's sub-response starts as the view's does."""
     route = next(r for r in server.app.routes if getattr(r, "path", None) == "/graphql")
     view = route.endpoint  # type: ignore[attr-defined]
     assert isinstance(view, GraphQLView)

@@ -44,6 +44,7 @@ INPUTS: list[dict[str, Any]] = [
 
 
 def test_submit_request_is_what_the_input_object_gives() -> None:
+    """The direct resolvers build the ``SubmitRequest`` strawberry's input object gives."""
     value = {
         "type": "noop",
         "payload": {"k": [1]},
@@ -87,6 +88,7 @@ async def _answers(server: Server) -> list[Any]:
 async def test_direct_and_strawberry_resolvers_answer_alike(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The direct resolvers answer every submit exactly as strawberry's resolvers do."""
     async with run_server(api_settings(tmp_path / "direct")) as server:
         direct = await _answers(server)
     monkeypatch.setattr(mutations, "DIRECT_RESOLVERS", {})
