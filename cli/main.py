@@ -142,7 +142,7 @@ def worker(
 
 
 async def _run_worker(settings: Settings, types: list[str] | None) -> None:
-    from api.metrics import serving_worker_metrics
+    from api.worker_metrics import serving_worker_metrics
     from core.backends import open_backends
     from core.gc_tuning import tune_gc
     from core.service import JobService

@@ -25,12 +25,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import structlog
-from redis._parsers.hiredis import NOT_ENOUGH_DATA
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
@@ -38,6 +37,7 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import RedisError
 
 from core.backends.bus.fanout import Fanout, FanoutSubscription, Subscribing
+from core.backends.bus.hiredis_buffer import buffered_replies
 from core.backends.bus.local import event_topics
 from core.backends.codec import dumps, event_from_dict, event_to_dict, loads
 from core.errors import BackendUnavailableError
@@ -269,6 +269,7 @@ class RedisEventBus:
             pass
 
     async def _read(self, pubsub: PubSub) -> None:
+        drain = buffered_replies(pubsub)
         pinged_at: float | None = None
         last_ping = time.monotonic()
         while not self._closed:
@@ -292,7 +293,7 @@ class RedisEventBus:
             last_ping = time.monotonic()
             self._handle(response)
             # The rest of what that read brought is parsed already: handled without a wait each.
-            for response in _buffered(pubsub, DRAIN_MAX):
+            for response in drain(DRAIN_MAX):
                 self._handle(response)
 
     def _handle(self, response: Any) -> None:
@@ -324,26 +325,6 @@ class RedisEventBus:
         self.fanout.deliver(topic, bus_message)
 
 
-def _buffered(pubsub: PubSub, limit: int) -> Iterator[Any]:
-    """Up to ``limit`` replies already read and parsed on ``pubsub``'s connection, without awaiting.
-
-    ``parse_response`` waits (with a timeout) for one reply; a socket read usually brings many,
-    which hiredis has parsed into its buffer. Taking them from there skips a timeout and a
-    coroutine chain per message. Without hiredis (``redis[hiredis]`` is a dependency) there is
-    nothing to take and every reply goes through ``parse_response``.
-    """
-    connection = pubsub.connection
-    reader = getattr(getattr(connection, "_parser", None), "_reader", None)
-    gets = getattr(reader, "gets", None)
-    if gets is None:
-        return
-    for _ in range(limit):
-        response = gets()
-        if response is NOT_ENOUGH_DATA:
-            return
-        if isinstance(response, Exception):
-            raise response  # a protocol or connection error: the reader reconnects
-        yield response
 
 
 def _text(value: bytes | str) -> str:
