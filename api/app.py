@@ -13,10 +13,11 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from api.auth import Authenticator
 from api.dashboard import dashboard_routes
-from api.fastpath import GraphQLFastPath
 from api.health import healthz, readyz
 from api.metrics import JobMetrics, metrics_routes
+from api.multipart import StreamAwareFastPath
 from api.request_id import RequestIdMiddleware
+from api.rest import rest_routes
 from api.schema import JobpulseSchema, build_schema
 from api.view import GraphQLView
 from core.backends import open_backends
@@ -54,11 +55,12 @@ async def _stop(tasks: list[asyncio.Task[None]], stop: asyncio.Event, grace_seco
 
 
 def _fast_path(view: GraphQLView, schema: JobpulseSchema, authenticator: Authenticator) -> list[Middleware]:
-    """``GraphQLFastPath`` in front of the view, when the view answers as the fast path assumes:
-    no HTTP streaming transports, no batching (both change what a JSON POST gets back)."""
-    if view.stream_transports or schema.config.batching_config:
+    """``GraphQLFastPath`` in front of the view, when the view answers as the fast path assumes: no
+    batching (it changes what a JSON POST gets back); requests for a multipart stream go past it
+    (``api.multipart``)."""
+    if schema.config.batching_config:
         return []
-    return [Middleware(GraphQLFastPath, path="/graphql", schema=schema, authenticator=authenticator)]
+    return [Middleware(StreamAwareFastPath, path="/graphql", schema=schema, authenticator=authenticator)]
 
 
 def create_app(
@@ -104,8 +106,10 @@ def create_app(
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/health", healthz, methods=["GET"]),
         Route("/graphql", view),
         WebSocketRoute("/graphql", view),
+        *rest_routes(),
         *extra_routes,
         *metrics_routes(metrics, settings.metrics_token),
         *dashboard_routes(),

@@ -153,10 +153,10 @@ class RequestIdMiddleware:
             try:
                 length = int(declared)
             except ValueError:
-                await body_refusal(400, "invalid Content-Length")(scope, receive, send)
+                await body_refusal(400, "invalid Content-Length", scope["path"])(scope, receive, send)
                 return
             if length > limit:
-                await body_refusal(413, too_large)(scope, receive, send)
+                await body_refusal(413, too_large, scope["path"])(scope, receive, send)
                 return
             # The server delivers exactly the declared length: nothing to count.
             await self.app(scope, receive, send)
@@ -185,4 +185,4 @@ class RequestIdMiddleware:
         except _BodyTooLargeError:
             if started:
                 raise
-            await body_refusal(413, too_large)(scope, receive, send)
+            await body_refusal(413, too_large, scope["path"])(scope, receive, send)
