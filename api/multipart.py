@@ -1,0 +1,44 @@
+"""GraphQL subscriptions over HTTP multipart (Apollo Client's protocol), beside the JSON fast path.
+
+With ``Accept: multipart/mixed;subscriptionSpec=1.0`` a ``POST /graphql`` of a subscription is
+answered by strawberry's view as a ``multipart/mixed`` stream: the same schema, the same
+resolvers (``api.subscriptions``, so the same no-gap guarantees as the websocket), the same
+``Authorization`` check (``GraphQLView.execute_operation``). When the client goes away, Starlette's
+``StreamingResponse`` sees the disconnect and cancels the stream, which closes the subscription's
+generator and so its bus subscription.
+
+Enabling that transport changes what the view answers only to requests whose ``Accept`` header
+selects it: every other request is handled as before. ``StreamAwareFastPath`` therefore sends
+those (and only those) past ``GraphQLFastPath`` to the view, and lets the fast path answer the rest.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+from strawberry.http.streaming import MultipartSubscriptionTransport
+
+from api.fastpath import GraphQLFastPath
+
+__all__ = ["StreamAwareFastPath", "wants_stream"]
+
+_TRANSPORT = MultipartSubscriptionTransport()
+
+
+def wants_stream(scope: Scope) -> bool:
+    """Whether the request's ``Accept`` header asks for a multipart subscription stream."""
+    for name, value in scope.get("headers", ()):
+        if name == b"accept" and _TRANSPORT.accepts(value.decode("latin-1")):
+            return True
+    return False
+
+
+class StreamAwareFastPath(GraphQLFastPath):
+    """``GraphQLFastPath`` for every request but those asking for a multipart stream (the view's)."""
+
+    app: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and wants_stream(scope):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
