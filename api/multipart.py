@@ -14,12 +14,19 @@ those (and only those) past ``GraphQLFastPath`` to the view, and lets the fast p
 
 from __future__ import annotations
 
+from typing import Any
+
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
+from strawberry import Schema
+from strawberry.asgi import GraphQL
 from strawberry.http.streaming import MultipartSubscriptionTransport
 
-from api.fastpath import GraphQLFastPath
+from api.auth import Authenticator
+from api.fast.documents import CheckedDocuments
+from api.fast.http import GraphQLFastPath, fast_path_middleware
 
-__all__ = ["StreamAwareFastPath", "wants_stream"]
+__all__ = ["StreamAwareFastPath", "fast_path_beside_multipart", "wants_stream"]
 
 _TRANSPORT = MultipartSubscriptionTransport()
 
@@ -42,3 +49,16 @@ class StreamAwareFastPath(GraphQLFastPath):
             await self.app(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+
+def fast_path_beside_multipart(
+    view: GraphQL[Any, Any], schema: Schema, authenticator: Authenticator, path: str = "/graphql"
+) -> list[Middleware]:
+    """``fast_path_middleware``'s choice for a view whose only streaming transport is multipart
+    subscriptions: ``StreamAwareFastPath`` where that would install ``GraphQLFastPath``."""
+    streams = getattr(view, "_stream_transport_map", None)
+    if streams is None or set(streams) != {_TRANSPORT.protocol}:
+        return fast_path_middleware(view, schema, authenticator, path)  # its own checks decide
+    if not isinstance(schema, CheckedDocuments) or schema.config.batching_config:
+        return []
+    return [Middleware(StreamAwareFastPath, path=path, schema=schema, authenticator=authenticator)]
