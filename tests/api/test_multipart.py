@@ -110,3 +110,18 @@ async def test_a_json_query_still_takes_the_json_path(server: Server) -> None:
         )
     assert response.headers["content-type"] == "application/json"
     assert response.json() == {"data": {"job": {"id": job_id}}}
+
+
+def test_the_json_fast_path_stays_in_front_of_the_view(tmp_path: Path) -> None:
+    """With multipart subscriptions on, the app still puts the JSON fast path in front of the view."""
+    from api.auth import Authenticator
+    from api.multipart import StreamAwareFastPath, fast_path_beside_multipart
+    from api.schema import build_schema
+    from api.view import GraphQLView
+    from tests.api.helpers import api_settings
+
+    settings = api_settings(tmp_path)
+    schema = build_schema(settings)
+    authenticator = Authenticator.from_settings(settings)
+    [middleware] = fast_path_beside_multipart(GraphQLView(schema, authenticator), schema, authenticator)
+    assert middleware.cls is StreamAwareFastPath
