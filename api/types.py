@@ -11,6 +11,7 @@ import structlog
 
 from api.context import Info
 from api.fields import described_field
+from api.job_attempts import JobAttemptNode, job_attempts, job_estimated_completion
 from api.scalars import JSON
 from core.cursors import EventCursor
 from core.errors import BackendError, UserFacingError, ValidationError
@@ -160,6 +161,17 @@ class JobNode:
             return []
         events = await info.context.service.store.list_logs(self.source.id, last)
         return [JobLogNode.of(event) for event in events]
+
+    @described_field("one entry per attempt, oldest first (from the job's stored events)")
+    async def attempt_history(self, info: Info) -> list[JobAttemptNode]:
+        return await job_attempts(info, self.source)
+
+    @described_field(
+        "while PROCESSING: from this attempt's progress rate, or the type's median run time before any "
+        "progress; null otherwise"
+    )
+    async def estimated_completion(self, info: Info) -> datetime | None:
+        return await job_estimated_completion(info, self.source)
 
 
 @strawberry.type

@@ -66,8 +66,11 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
     from core.alerts import run_alerter
     from core.gc_tuning import tune_gc
     from core.logs import configure_logging
+    from core.stats_history import run_stats_recorder
+    from core.tracing import configure_tracing, run_tracing
     from workers import run_workers
     from workers.registry import load_registry
+    from workers.retention import run_retention
     from workers.sweeper import run_sweeper
 
     configure_logging(settings.log_level, settings.log_format)
@@ -80,7 +83,12 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
     queued = [t.name for t in registry if not t.external]
     asyncio.run(wait_for_backends(settings, queued, show))
     token = load_or_create_admin_token(settings)
-    background = [run_workers] if with_workers else [run_sweeper, run_alerter]
+    background = (
+        [run_workers]
+        if with_workers
+        else [run_sweeper, run_alerter, run_stats_recorder, run_retention, run_tracing]
+    )
+    configure_tracing()
     application = create_app(settings, registry, background=background)
     tune_gc()  # once the app is built: GC pauses were most of every p99 (core/gc_tuning.py)
     base = f"http://{settings.host}:{port}"
@@ -160,9 +168,11 @@ async def _run_worker(settings: Settings, types: list[str] | None) -> None:
     from core.backends import open_backends
     from core.gc_tuning import tune_gc
     from core.service import JobService
+    from core.tracing import configure_tracing
     from workers import run_workers
     from workers.registry import load_registry
 
+    configure_tracing()
     registry = load_registry(settings)
     for name in types or []:
         if name not in registry:
@@ -268,6 +278,15 @@ def stats(url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
     from cli.client import show_stats, stdout_console
 
     asyncio.run(show_stats(console, stdout_console(), url, token))
+
+
+@app.command()
+def workers(url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+    """Show the workers seen in the last hour: status, running jobs and counts (admin token)."""
+    from cli.client import stdout_console
+    from cli.workers_client import show_workers
+
+    asyncio.run(show_workers(console, stdout_console(), url, token))
 
 
 @app.command()

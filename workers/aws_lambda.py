@@ -47,6 +47,7 @@ from core.ports import Delivery, JobQueue, QueueDepth, QueueRecords
 from core.redact import settings_problem
 from core.service import JobService
 from core.settings import Settings
+from core.tracing import configure_tracing, tracing_listener
 from workers.external import settle_external
 from workers.registry import load_registry
 from workers.runtime import Worker
@@ -179,6 +180,8 @@ def _build(settings: Settings) -> Container:
     )
     name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "function")
     worker = Worker(service, worker_id=f"lambda:{name}:{secrets.token_hex(3)}")
+    if configure_tracing() and (spans := tracing_listener()) is not None:
+        service.listeners.append(spans)  # one trace per job (core/tracing.py)
     if "AWS_LAMBDA_FUNCTION_NAME" in os.environ:
         tune_gc()  # a warm container lives on: freeze what was built, fewer GC pauses (core/gc_tuning.py)
     log.info("lambda container ready", backends=backends.kinds, types=worker.types)

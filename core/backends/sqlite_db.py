@@ -84,6 +84,21 @@ CREATE TABLE IF NOT EXISTS queue (
     dead INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS queue_ready ON queue (type, dead, priority DESC, seq);
+
+-- Operations (core/backends/store/operations_sqlite.py): retention, workers, stats per minute.
+CREATE INDEX IF NOT EXISTS jobs_completed ON jobs (completed_us) WHERE completed_us IS NOT NULL;
+CREATE TABLE IF NOT EXISTS workers (
+    id TEXT PRIMARY KEY,
+    last_seen_us INTEGER NOT NULL,
+    lost_alerted INTEGER NOT NULL DEFAULT 0,
+    doc BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS stats_minutes (
+    minute INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    doc BLOB NOT NULL,
+    PRIMARY KEY (minute, type)
+) WITHOUT ROWID;
 """
 
 

@@ -7,7 +7,10 @@ import { TERMINAL, badge, clear, duration, h, json, progressBar, seconds, setPro
 const LOG_LINES = 500;
 
 const JOB = `query Job($id: ID!) {
-  job(id: $id) { ${JOB_FIELDS} payload result idempotencyKey logs(last: ${LOG_LINES}) { at level message } }
+  job(id: $id) {
+    ${JOB_FIELDS} payload result idempotencyKey logs(last: ${LOG_LINES}) { at level message }
+    estimatedCompletion attemptHistory { number worker startedAt endedAt outcome error }
+  }
 }`;
 
 export class JobView {
@@ -79,6 +82,7 @@ export class JobView {
       h("div", { class: "grid2" },
         h("section", { class: "card payload" }, h("h2", {}, "Payload"), h("pre", { class: "json" }, json(job.payload))),
         this.outcome),
+      this.renderAttempts(job.attemptHistory || []),
       h("section", { class: "card logs" }, h("h2", {}, "Logs", this.logCount), this.logList));
     this.update();
     this.renderLogs();
@@ -99,6 +103,7 @@ export class JobView {
       ["Runs at", job.runAt ? `${timestamp(job.runAt)} (${until(job.runAt)})` : "—"],
       ["Started", timestamp(job.startedAt)],
       ["Finished", timestamp(job.completedAt)],
+      ["Estimated completion", job.estimatedCompletion ? `${timestamp(job.estimatedCompletion)} (${until(job.estimatedCompletion)})` : "—"],
       ["Version", String(job.version)],
       ["Idempotency key", job.idempotencyKey || "—"],
     ];
@@ -134,6 +139,21 @@ export class JobView {
     clear(this.caption,
       h("span", { class: "progress-message" }, job.progressMessage || (TERMINAL.has(job.status) ? "" : "Waiting…")),
       h("span", {}, job.startedAt ? `${job.completedAt ? "ran" : "running"} ${duration(ran)}` : ""));
+  }
+
+  renderAttempts(attempts) {
+    const body = attempts.length
+      ? h("table", { "aria-label": "Attempts" },
+        h("thead", {}, h("tr", {}, ["#", "Outcome", "Worker", "Started", "Took", "Error"].map((l) => h("th", { scope: "col" }, l)))),
+        h("tbody", {}, attempts.map((a) => h("tr", { class: "attempt-row", dataset: { outcome: a.outcome } },
+          h("td", { class: "num" }, String(a.number)),
+          h("td", {}, h("span", { class: `badge attempt-${a.outcome}` }, a.outcome)),
+          h("td", { class: "id" }, a.worker || "—"),
+          h("td", { title: a.startedAt }, timestamp(a.startedAt)),
+          h("td", { class: "num" }, a.endedAt ? duration(seconds(a.startedAt, a.endedAt)) : "running"),
+          h("td", { class: "message", title: a.error || "" }, a.error || "")))))
+      : h("div", { class: "empty" }, "Not started yet.");
+    return h("section", { class: "card table-card attempts" }, h("h2", {}, "Attempts"), body);
   }
 
   renderLogs() {

@@ -6,6 +6,7 @@ import { JobView } from "./job.js";
 import { JobsView } from "./jobs.js";
 import { StatsView } from "./stats.js";
 import { SubmitView } from "./submit.js";
+import { WorkersView } from "./workers.js";
 
 const TOKEN_KEY = "jobpulse.token";
 const JOB_TYPES = `{ jobTypes { name description payloadSchema maxAttempts timeoutSeconds } }`;
@@ -165,6 +166,9 @@ function route() {
   } else if (path === "/submit") {
     view = new SubmitView(session, params);
     name = "submit";
+  } else if (path === "/workers" && session.isAdmin) {
+    view = new WorkersView(session);
+    name = "workers";
   } else if (path === "/stats" && session.isAdmin) {
     view = new StatsView(session);
     name = "stats";
