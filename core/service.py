@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Coroutine, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias
 
 import structlog
 
+from core.backends import flow_store_for
 from core.blobs import BlobStore, LargeValues
 from core.cursors import JobCursor
 from core.errors import (
@@ -28,6 +30,7 @@ from core.errors import (
     UserFacingError,
     ValidationError,
 )
+from core.flows import Flows
 from core.group_commit import GroupCommit
 from core.jobtypes import JobTypeRegistry
 from core.models import (
@@ -73,6 +76,9 @@ log = structlog.get_logger("jobpulse.service")
 MAX_CONFLICT_RETRIES = 20
 
 EventListener = Callable[[JobEvent], None]
+
+#: the events of a write that ends a job
+_FINISHING = frozenset({JobEventKind.COMPLETED, JobEventKind.FAILED, JobEventKind.CANCELLED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +148,10 @@ class JobService:
             presign_seconds=settings.s3_presign_seconds,
             cache_bytes=settings.s3_cache_bytes,
         )
+        #: dependencies and flows (``core.flows``); ``None`` over a store without a flow store
+        self.flows: Flows | None = None
+        with suppress(TypeError):
+            self.flows = Flows(self, flow_store_for(store))
         #: concurrent ``submit``s' store writes, coalesced into one ``insert_many``
         self._inserts: GroupCommit[None, tuple[Job, JobEvent, datetime], tuple[Job, bool]] = GroupCommit(
             self._insert_batch, settings.max_batch_size
@@ -156,6 +166,8 @@ class JobService:
         except BackendUnavailableError as exc:
             # The event is stored; subscribers resync from the store when the bus is back.
             log.warning("event not published", job_id=event.job_id, version=event.version, error=str(exc))
+        if self.flows is not None and event.job.is_terminal and event.kind in _FINISHING:
+            await self.flows.finished(event.job)  # release its dependents (DESIGN.md §6)
 
     async def _write(
         self,
@@ -230,6 +242,8 @@ class JobService:
         item's answer. Refusals happen before, on the caller's own input; a failed store call
         fails only the submissions of its batch.
         """
+        if request.depends_on and self.flows is not None:
+            return await self.flows.submit_dependent(principal, request)
         now = self.clock()
         original = new_job(self.registry, self.settings, principal.subject, request, now, next_job_id())
         job = await self._offload_payload(original)
@@ -292,6 +306,12 @@ class JobService:
         valid: list[tuple[int, Job]] = []
         ids = new_job_ids(len(requests))
         for request, job_id in zip(requests, ids, strict=True):
+            if request.depends_on:  # a job with dependencies goes in on its own (core.flows)
+                try:
+                    answers.append(await self.submit(principal, request))
+                except UserFacingError as exc:
+                    answers.append(exc)
+                continue
             try:
                 job = new_job(self.registry, self.settings, principal.subject, request, self.clock(), job_id)
             except UserFacingError as exc:
