@@ -191,9 +191,12 @@ async def _publish_released(service: JobService, finished: Job, flows: FlowStore
             await service._send(event.job)  # a queue outside the store's transaction (SQLite + SQS)
 
 
-async def release_ready(service: JobService, jobs: Sequence[Job]) -> None:
-    """WAITING jobs with nothing left to wait for → PENDING and sent (a distributed flow's roots)."""
+async def release_ready(service: JobService, jobs: Sequence[Job]) -> list[Job]:
+    """WAITING jobs with nothing left to wait for → PENDING and sent (a distributed flow's roots);
+    the jobs as they are after it."""
+    after: list[Job] = []
     for job in jobs:
+        after.append(job)
         if job.status is not JobStatus.WAITING or job.waiting_for:
             continue
         new = job.released_to_queue(service.clock())
@@ -203,6 +206,8 @@ async def release_ready(service: JobService, jobs: Sequence[Job]) -> None:
             continue  # someone else released (or cancelled) it first
         await service._publish(event)
         await service._send(written)
+        after[-1] = written
+    return after
 
 
 async def sweep_waiting(service: JobService, flows: FlowStore, limit: int = 500) -> int:

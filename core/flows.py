@@ -160,7 +160,7 @@ class Flows:
         for event in events:
             await self.service._publish(event)
         if not self.store.releases_in_transaction:
-            await release_ready(self.service, written)
+            written = await release_ready(self.service, written)
             outside = {dep for job in jobs for dep in job.depends_on} - {job.id for job in jobs}
             if outside:
                 for dep in (await self.service.store.get_many(list(outside))).values():
