@@ -12,11 +12,16 @@ from strawberry.types.base import get_object_definition
 from strawberry.utils.str_converters import to_camel_case
 
 from api.scalars import JSON
-from core.models import JobStatus
+from core.models import DependencyFailure, JobStatus
 from core.ports import JobFilter
 from core.service import SubmitRequest
 
 __all__ = ["JobFilterInput", "SubmitJobInput", "submit_request"]
+
+strawberry.enum(
+    DependencyFailure,
+    description="what a job does when a dependency ends FAILED or CANCELLED: FAIL (default) or RUN anyway",
+)
 
 
 @strawberry.input
@@ -32,6 +37,14 @@ class SubmitJobInput:
     idempotency_key: str | None = strawberry.field(
         default=None, description="same owner + key within 24 h returns the first job, no new one"
     )
+    depends_on: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="jobs of the same owner it waits for (WAITING until they are final)"
+    )
+    on_dependency_failure: DependencyFailure | None = DependencyFailure.FAIL
+    expires_in_seconds: int | None = strawberry.field(
+        default=None,
+        description='not started within this many seconds of becoming due: CANCELLED, error "expired"',
+    )
 
     def to_request(self) -> SubmitRequest:
         return SubmitRequest(
@@ -42,6 +55,9 @@ class SubmitJobInput:
             max_attempts=self.max_attempts,
             timeout_seconds=self.timeout_seconds,
             idempotency_key=self.idempotency_key,
+            depends_on=tuple(str(d) for d in self.depends_on or ()),
+            on_dependency_failure=DependencyFailure(self.on_dependency_failure or DependencyFailure.FAIL),
+            expires_in_seconds=self.expires_in_seconds,
         )
 
 
@@ -61,6 +77,9 @@ def submit_request(value: Mapping[str, Any]) -> SubmitRequest:
         max_attempts=value.get("maxAttempts"),
         timeout_seconds=value.get("timeoutSeconds"),
         idempotency_key=value.get("idempotencyKey"),
+        depends_on=tuple(str(d) for d in value.get("dependsOn") or ()),
+        on_dependency_failure=DependencyFailure(value.get("onDependencyFailure") or DependencyFailure.FAIL),
+        expires_in_seconds=value.get("expiresInSeconds"),
     )
 
 
