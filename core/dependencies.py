@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 
 from core.errors import ConflictError
-from core.models import TERMINAL_STATUSES, Job, JobEvent, JobEventKind, JobId, JobStatus, LogLevel
+from core.models import TERMINAL_STATUSES, Job, JobEvent, JobEventKind, JobId, JobStatus
 
 if TYPE_CHECKING:
     from core.service import JobService
@@ -115,19 +115,24 @@ class FlowStore(Protocol):
         """Delete a flow stuck in ``creating`` and whatever of its jobs were inserted."""
 
 
-def release_event(job: Job, dependency: JobId) -> JobEvent:
-    """The event of a dependent's release write (``job`` as ``dependency_settled`` made it)."""
+def release_event(job: Job, dependency: JobId) -> JobEvent | None:
+    """The event of a dependent's release write (``job`` as ``dependency_settled`` made it).
+
+    A dependent that still waits gets no event (as a heartbeat gets none): its status is unchanged,
+    and a fan-in of a thousand would otherwise store a thousand snapshots of its dependency list.
+    """
     if job.status is JobStatus.FAILED:
         return JobEvent.of(job, JobEventKind.FAILED, job.error)
     if job.status is JobStatus.PENDING:
         return JobEvent.of(job, JobEventKind.CREATED, f"dependencies done (last: {dependency})")
-    # Still waiting: a LOG event records the settled dependency.
-    return JobEvent.of(job, JobEventKind.LOG, f"dependency {dependency} done", LogLevel.DEBUG)
+    return None
 
 
-def settle_writes(finished: Job, dependents: Sequence[Job], now: datetime) -> list[tuple[Job, Job, JobEvent]]:
+def settle_writes(
+    finished: Job, dependents: Sequence[Job], now: datetime
+) -> list[tuple[Job, Job, JobEvent | None]]:
     """For each dependent, (as read, as it must be written, its event) after ``finished`` ended."""
-    writes: list[tuple[Job, Job, JobEvent]] = []
+    writes: list[tuple[Job, Job, JobEvent | None]] = []
     for dependent in dependents:
         new = dependent.dependency_settled(finished.id, finished.status, now)
         if new is not None:
@@ -147,7 +152,8 @@ async def _settle_one(service: JobService, dependent_id: JobId, finished: Job) -
         event = release_event(new, finished.id)
         written = await service.store.update(new, job.version, event)
         if written is not None:
-            await service._publish(event)
+            if event is not None:
+                await service._publish(event)
             return written
     raise ConflictError(f"job {dependent_id} kept changing while its dependency {finished.id} was settled")
 
@@ -187,8 +193,9 @@ async def _publish_released(service: JobService, finished: Job, flows: FlowStore
     """Embedded: the store released in the finishing transaction; publish (and send) what it wrote."""
     for event in flows.take_released(finished.id, finished.version):
         await service._publish(event)
-        if event.job.status is JobStatus.PENDING and event.job.enqueued_at is None:
-            await service._send(event.job)  # a queue outside the store's transaction (SQLite + SQS)
+        # Queued in that transaction too, unless the queue lives elsewhere (SQLite store + SQS).
+        if service.one_transaction is None and event.job.status is JobStatus.PENDING:
+            await service._send(event.job)
 
 
 async def release_ready(service: JobService, jobs: Sequence[Job]) -> list[Job]:

@@ -89,7 +89,7 @@ class SqliteFlowStore:
                 for before, new, event in settle_writes(
                     done, _waiting_dependents(conn, done.id), done.updated_at
                 ):
-                    if self.store._update_in(conn, new, before.version, event) is not None:
+                    if self.store._update_in(conn, new, before.version, event) is not None and event:
                         events.append(event)
         finally:
             self._releasing = None
