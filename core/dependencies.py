@@ -194,7 +194,7 @@ async def _publish_released(service: JobService, finished: Job, flows: FlowStore
     for event in flows.take_released(finished.id, finished.version):
         await service._publish(event)
         # Queued in that transaction too, unless the queue lives elsewhere (SQLite store + SQS).
-        if service.one_transaction is None and event.job.status is JobStatus.PENDING:
+        if event.job.status is JobStatus.PENDING and event.job.enqueued_at is None:
             await service._send(event.job)
 
 

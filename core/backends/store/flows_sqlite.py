@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -89,8 +90,10 @@ class SqliteFlowStore:
                 for before, new, event in settle_writes(
                     done, _waiting_dependents(conn, done.id), done.updated_at
                 ):
-                    if self.store._update_in(conn, new, before.version, event) is not None and event:
-                        events.append(event)
+                    written = self.store._update_in(conn, new, before.version, event)
+                    if written is not None and event is not None:
+                        # as published: the job as written (queued here, or still to be sent)
+                        events.append(replace(event, job=written.without_payload()))
         finally:
             self._releasing = None
         if events:
