@@ -204,3 +204,20 @@ async def test_a_flow_stuck_in_creation_is_deleted_by_the_sweeper(service: JobSe
     await flows(service).sweep()
     assert await service.store.get(partial.id) is None
     assert await store.get_flow("f1") is None
+
+
+async def test_roots_a_crash_left_waiting_are_released_by_the_sweeper(
+    service: JobService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flow marked created whose roots were never released (a crash) has them PENDING after a sweep."""
+
+    async def crash(service: JobService, jobs: list[Job]) -> list[Job]:
+        return jobs  # the process died before releasing the roots
+
+    monkeypatch.setattr("core.flows.release_ready", crash)
+    view = await flows(service).submit_flow(ALICE, None, [item("a"), item("b", "a")])
+    monkeypatch.undo()
+    service.clock.offset = timedelta(seconds=service.settings.sweep_grace_seconds + 1)  # type: ignore[attr-defined]
+    await flows(service).sweep()
+    assert (await job(service, view, "a")).status is JobStatus.PENDING
+    assert (await job(service, view, "b")).status is JobStatus.WAITING
