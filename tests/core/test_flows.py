@@ -221,3 +221,13 @@ async def test_roots_a_crash_left_waiting_are_released_by_the_sweeper(
     await flows(service).sweep()
     assert (await job(service, view, "a")).status is JobStatus.PENDING
     assert (await job(service, view, "b")).status is JobStatus.WAITING
+
+
+async def test_a_failure_cascades_down_a_long_chain(service: JobService) -> None:
+    """A failed first job fails every job of a chain of 200 after it (no recursion limit)."""
+    chain = [item("0")] + [item(str(n), str(n - 1)) for n in range(1, 200)]
+    view = await flows(service).submit_flow(ALICE, None, chain)
+    await finish(service, view.jobs["0"], ok=False)
+    done = await reread(service, view)
+    assert {j.status for j in done.jobs.values()} == {JobStatus.FAILED}
+    assert done.status == FlowStatus.FAILED
