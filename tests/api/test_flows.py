@@ -145,3 +145,19 @@ async def test_flows_lists_the_owners_flows(server: Server) -> None:
     data = await server.data(ALICE, "{ flows(first: 10) { totalCount edges { node { id } } } }")
     assert data["flows"]["totalCount"] == 2
     assert [e["node"]["id"] for e in data["flows"]["edges"]] == [second["id"], first["id"]]
+
+
+async def test_submit_job_with_depends_on_and_run_policy_waits_then_runs(server: Server) -> None:
+    """``submitJob`` with ``dependsOn`` and ``onDependencyFailure: RUN`` is WAITING, then PENDING
+    once its dependency failed."""
+    first = await server.submit(ALICE)
+    data = await server.data(
+        ALICE,
+        "mutation($input: SubmitJobInput!) { submitJob(input: $input) { ... on Job { id status } } }",
+        input={"type": "noop", "payload": {}, "dependsOn": [first], "onDependencyFailure": "RUN"},
+    )
+    dependent = data["submitJob"]
+    assert dependent["status"] == "WAITING"
+    claim = await server.start(first)
+    await server.service.fail_attempt(claim, "boom", retryable=False)
+    assert (await server.stored(dependent["id"])).status.value == "PENDING"
