@@ -6,6 +6,7 @@ import strawberry
 
 from api.context import Info
 from api.fields import described_field
+from api.flows import FlowQueries
 from api.inputs import JobFilterInput
 from api.operations import OperationsQuery
 from api.pagination import JobConnection
@@ -20,7 +21,7 @@ __all__ = ["Query"]
 
 
 @strawberry.type
-class Query(OperationsQuery):
+class Query(OperationsQuery, FlowQueries):
     @described_field("the job, or null if it does not exist or is not yours")
     async def job(self, info: Info, id: strawberry.ID) -> JobNode | None:
         job = await info.context.service.get(info.context.principal, str(id))

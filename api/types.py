@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 import structlog
@@ -31,6 +31,9 @@ __all__ = [
     "LogLevel",
     "UserError",
 ]
+
+if TYPE_CHECKING:
+    from api.flows import FlowNode
 
 MAX_LOG_LINES = 1000
 
@@ -151,6 +154,30 @@ class JobNode:
     @described_field("a presigned URL of the payload when it is kept in S3 (null when inline)")
     async def payload_url(self, info: Info) -> str | None:
         return await info.context.service.blobs.url(await self._stored_payload(info))
+
+    @described_field("the jobs it waits for (or waited for)")
+    async def depends_on(self, info: Info) -> list[JobNode]:
+        from api.flows import dependencies_of
+
+        return await dependencies_of(info, self.source)
+
+    @described_field("the jobs that wait for it")
+    async def dependents(self, info: Info) -> list[JobNode]:
+        from api.flows import dependents_of
+
+        return await dependents_of(info, self.source)
+
+    @described_field("the flow it belongs to, if any")
+    async def flow(self, info: Info) -> Annotated[FlowNode, strawberry.lazy("api.flows")] | None:
+        from api.flows import flow_of
+
+        return await flow_of(info, self.source)
+
+    @described_field("{id: result} of its direct COMPLETED dependencies; handlers get the same")
+    async def dependency_results(self, info: Info) -> JSON | None:
+        from api.flows import dependency_results_of
+
+        return await dependency_results_of(info, self.source)
 
     @described_field("the newest log lines, oldest first")
     async def logs(self, info: Info, last: int | None = 100) -> list[JobLogNode]:

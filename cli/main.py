@@ -26,6 +26,15 @@ app = typer.Typer(
 )
 console = Console(stderr=True, soft_wrap=True)  # never wrap a token or URL mid-way
 
+
+def _add_flow_commands() -> None:
+    from cli.flow import flow_app
+
+    app.add_typer(flow_app, name="flow")
+
+
+_add_flow_commands()
+
 UrlOption = Annotated[
     str, typer.Option("--url", envvar="JOBPULSE_URL", help="The jobpulse server to talk to.")
 ]

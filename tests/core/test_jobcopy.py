@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from core.jobcopy import copy_job
-from core.models import Job, JobEvent, JobEventKind, JobStatus, new_job_id
+from core.models import DependencyFailure, Job, JobEvent, JobEventKind, JobStatus, new_job_id
 from core.submission import created_event, new_job_ids, next_job_id
 
 AT = datetime(2030, 1, 1, tzinfo=UTC)
@@ -40,6 +40,12 @@ FULL = Job(
     lease_owner="w1",
     lease_until=AT + timedelta(seconds=5),
     enqueued_at=AT + timedelta(seconds=6),
+    depends_on=("a", "b"),
+    waiting_for=("b",),
+    on_dependency_failure=DependencyFailure.RUN,
+    flow_id="f",
+    expires_in_seconds=60,
+    expires_at=AT + timedelta(seconds=7),
 )
 
 

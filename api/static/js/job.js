@@ -10,6 +10,7 @@ const JOB = `query Job($id: ID!) {
   job(id: $id) {
     ${JOB_FIELDS} payload result idempotencyKey logs(last: ${LOG_LINES}) { at level message }
     estimatedCompletion attemptHistory { number worker startedAt endedAt outcome error }
+    flow { id name status } dependsOn { id type status } dependents { id type status }
   }
 }`;
 
@@ -71,6 +72,7 @@ export class JobView {
     this.meta = h("dl", { class: "meta" });
     this.outcome = h("section", { class: "card outcome" });
     this.logList = h("ol", { "aria-label": "Log lines" });
+    this.links = h("section", { class: "card links" });
     this.logCount = h("span", { class: "faint" });
     this.head = h("div", { class: "job-head" });
     this.headStatus = null;
@@ -79,13 +81,32 @@ export class JobView {
       this.head,
       h("div", { class: "card job-progress progress-large" }, this.progress, this.caption),
       h("div", { class: "card" }, this.meta),
+      this.links,
       h("div", { class: "grid2" },
         h("section", { class: "card payload" }, h("h2", {}, "Payload"), h("pre", { class: "json" }, json(job.payload))),
         this.outcome),
       this.renderAttempts(job.attemptHistory || []),
       h("section", { class: "card logs" }, h("h2", {}, "Logs", this.logCount), this.logList));
     this.update();
+    this.renderLinks();
     this.renderLogs();
+  }
+
+  /** Its flow (the graph), the jobs it waits for and the jobs that wait for it, as links. */
+  renderLinks() {
+    const job = this.job;
+    const list = (jobs) => jobs.length
+      ? h("ul", {}, jobs.map((j) => h("li", {}, h("a", { href: `#/jobs/${j.id}` }, `${j.type} ${j.id.slice(0, 8)}`), " ", badge(j.status))))
+      : h("span", { class: "faint" }, "none");
+    if (!job.flow && !(job.dependsOn || []).length && !(job.dependents || []).length) {
+      this.links.hidden = true;
+      return;
+    }
+    this.links.hidden = false;
+    clear(this.links,
+      job.flow ? h("p", {}, "Flow: ", h("a", { href: `#/flows/${job.flow.id}` }, job.flow.name || job.flow.id), " ", badge(job.flow.status)) : "",
+      h("h2", {}, "Depends on"), list(job.dependsOn || []),
+      h("h2", {}, "Dependents"), list(job.dependents || []));
   }
 
   /** Refresh everything that changes with the job's version (not the payload, which never does). */

@@ -2,6 +2,7 @@
 
 import { ApiError, LiveFeed, gql } from "./api.js";
 import { clear, h } from "./dom.js";
+import { FlowView } from "./flow.js";
 import { JobView } from "./job.js";
 import { JobsView } from "./jobs.js";
 import { StatsView } from "./stats.js";
@@ -162,6 +163,9 @@ function route() {
   const jobMatch = path.match(/^\/jobs\/([\w-]+)$/);
   if (jobMatch) {
     view = new JobView(session, jobMatch[1]);
+    name = "jobs";
+  } else if (path.match(/^\/flows\/[\w-]+$/)) {
+    view = new FlowView(session, path.split("/")[2]);
     name = "jobs";
   } else if (path === "/submit") {
     view = new SubmitView(session, params);
