@@ -112,6 +112,8 @@ class Job:
     lease_owner: str | None = None
     lease_until: datetime | None = None
     enqueued_at: datetime | None = None
+    #: the schedule that submitted it (v2, DESIGN.md §7)
+    schedule_id: str | None = None
 
     @property
     def is_terminal(self) -> bool:

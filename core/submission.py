@@ -52,6 +52,8 @@ class SubmitRequest:
     max_attempts: int | None = None
     timeout_seconds: int | None = None
     idempotency_key: str | None = None
+    #: set by the scheduler on the jobs a schedule submits
+    schedule_id: str | None = None
 
 
 def check_range(field: str, value: float, low: float, high: float) -> None:
@@ -161,4 +163,5 @@ def new_job(
         created_at=now,
         updated_at=now,
         run_at=now + timedelta(seconds=request.delay_seconds) if request.delay_seconds else None,
+        schedule_id=request.schedule_id,
     )

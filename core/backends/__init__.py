@@ -6,6 +6,7 @@
 | queue | ``queue.sqlite.SqliteJobQueue``     | ``queue.sqs.SqsJobQueue``        |
 | bus   | ``bus.local.LocalEventBus``         | ``bus.redis.RedisEventBus``      |
 | blobs | ``blobs.files.FileBlobStore`` (opt.) | ``blobs.s3.S3BlobStore``        |
+| schedules | ``store.sqlite_schedules``      | ``store.mongo_schedules``        |
 
 ``sqlite_db`` is the one SQLite file the embedded store and queue share (its connection, writer
 thread, and the queue-table SQL both write); ``codec`` is the JSON shape both stores keep.
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 from core.blobs import BlobStore
 from core.ports import EventBus, JobQueue, JobStore
+from core.schedules.model import ScheduleStore
 from core.settings import Settings
 
 __all__ = ["Backends", "open_backends"]
@@ -34,6 +36,23 @@ class Backends:
     kinds: dict[str, str]
     #: where large payloads and results go (S3, or files beside SQLite); ``None``: kept inline
     blobs: BlobStore | None = None
+    #: cron schedules, beside the jobs in the store (DESIGN.md §7)
+    schedules: ScheduleStore | None = None
+
+
+async def _open_schedules(settings: Settings, store: JobStore, db: object) -> ScheduleStore:
+    """The schedule store beside ``store`` (its database; closed with it)."""
+    if settings.mongodb_url is not None:
+        from core.backends.store.mongo import MongoJobStore
+        from core.backends.store.mongo_schedules import MongoScheduleStore
+
+        assert isinstance(store, MongoJobStore)
+        return await MongoScheduleStore.open(store.client, settings.mongodb_database)
+    from core.backends.sqlite_db import SqliteDatabase
+    from core.backends.store.sqlite_schedules import SqliteScheduleStore
+
+    assert isinstance(db, SqliteDatabase)
+    return SqliteScheduleStore(db)
 
 
 @asynccontextmanager
@@ -61,6 +80,7 @@ async def open_backends(settings: Settings) -> AsyncIterator[Backends]:
             store = SqliteJobStore(db, transactional_queue=settings.sqs_endpoint_url is None)
             store_kind = "sqlite"
         stack.push_async_callback(store.close)
+        schedules = await _open_schedules(settings, store, db)
 
         queue: JobQueue
         if settings.sqs_endpoint_url is not None:
@@ -105,4 +125,4 @@ async def open_backends(settings: Settings) -> AsyncIterator[Backends]:
         if blobs is not None:
             stack.push_async_callback(blobs.close)
 
-        yield Backends(store, queue, bus, kinds, blobs)
+        yield Backends(store, queue, bus, kinds, blobs, schedules)

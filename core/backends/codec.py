@@ -65,6 +65,7 @@ def job_to_dict(job: Job) -> dict[str, JSONValue]:
         "idempotency_key": job.idempotency_key,
         "cancel_requested": job.cancel_requested,
         "lease_owner": job.lease_owner,
+        "schedule_id": job.schedule_id,
         **{name: _micros(getattr(job, name)) for name in _TIMES},
     }
 
@@ -95,6 +96,7 @@ def job_from_dict(data: dict[str, Any], payload: JSONObject | None) -> Job:
         completed_at=_time(data["completed_at"]),
         lease_until=_time(data["lease_until"]),
         enqueued_at=_time(data["enqueued_at"]),
+        schedule_id=data.get("schedule_id"),
     )
 
 
