@@ -12,6 +12,7 @@ from api.context import Context, Info
 from api.external import ExternalMutations
 from api.fields import described_mutation
 from api.inputs import SubmitJobInput, submit_request
+from api.schedules import ScheduleMutations
 from api.types import JobNode, JobResult, UserError
 from core.errors import ForbiddenError, UserFacingError
 from core.models import Job
@@ -27,7 +28,7 @@ async def _result(action: Awaitable[Job]) -> JobNode | UserError:
 
 
 @strawberry.type
-class Mutation(ExternalMutations):
+class Mutation(ExternalMutations, ScheduleMutations):
     @strawberry.mutation
     async def submit_job(self, info: Info, input: SubmitJobInput) -> JobResult:
         return await _result(info.context.service.submit(info.context.principal, input.to_request()))

@@ -8,6 +8,7 @@ from api.context import Info
 from api.fields import described_field
 from api.inputs import JobFilterInput
 from api.pagination import JobConnection
+from api.schedules import ScheduleQueries
 from api.stats import JobStats
 from api.streams import RESYNC_WINDOW_MICROS
 from api.types import JobNode, JobTypeNode
@@ -19,7 +20,7 @@ __all__ = ["Query"]
 
 
 @strawberry.type
-class Query:
+class Query(ScheduleQueries):
     @described_field("the job, or null if it does not exist or is not yours")
     async def job(self, info: Info, id: strawberry.ID) -> JobNode | None:
         job = await info.context.service.get(info.context.principal, str(id))

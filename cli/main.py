@@ -61,6 +61,7 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
     from core.logs import configure_logging
     from workers import run_workers
     from workers.registry import load_registry
+    from workers.scheduler import run_scheduler
     from workers.sweeper import run_sweeper
 
     configure_logging(settings.log_level, settings.log_format)
@@ -71,7 +72,8 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
         raise typer.Exit(2) from exc
     token = load_or_create_admin_token(settings)
     background = [run_workers] if with_workers else [run_sweeper, run_alerter]
-    application = create_app(settings, registry, background=background)
+    scheduler = run_scheduler if settings.scheduler_enabled else None
+    application = create_app(settings, registry, background=background, scheduler=scheduler)
     tune_gc()  # once the app is built: GC pauses were most of every p99 (core/gc_tuning.py)
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"[bold]jobpulse[/bold] on {base} — {_backend_summary(settings)}")
@@ -145,9 +147,11 @@ async def _run_worker(settings: Settings, types: list[str] | None) -> None:
     from api.metrics import serving_worker_metrics
     from core.backends import open_backends
     from core.gc_tuning import tune_gc
+    from core.schedules import ScheduleService
     from core.service import JobService
     from workers import run_workers
     from workers.registry import load_registry
+    from workers.scheduler import run_scheduler
 
     registry = load_registry(settings)
     for name in types or []:
@@ -174,7 +178,17 @@ async def _run_worker(settings: Settings, types: list[str] | None) -> None:
                 console.print(f"[red]cannot serve metrics on port {port}:[/red] {exc}")
                 raise typer.Exit(2) from exc
             tune_gc()  # once the service is built: fewer, shorter GC pauses (core/gc_tuning.py)
+            if settings.scheduler_enabled and backends.schedules is not None:
+                schedules = ScheduleService(backends.schedules, service)
+                loop_task = asyncio.create_task(run_scheduler(schedules, stop))
+                serving.push_async_callback(_stopped, loop_task, stop)
             await run_workers(service, stop, types=types)
+
+
+async def _stopped(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """End a loop that ``stop`` ends, and wait for it."""
+    stop.set()
+    await task
 
 
 @app.command()

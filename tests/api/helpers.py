@@ -24,7 +24,7 @@ from gql.transport.websockets import WebsocketsTransport
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from api.app import BackgroundTask, create_app
+from api.app import BackgroundTask, SchedulerTask, create_app
 from core.jobtypes import JobTypeRegistry
 from core.models import Claim, Job
 from core.service import JobService
@@ -217,10 +217,15 @@ async def run_server(
     *,
     background: Sequence[BackgroundTask] = (),
     extra_routes: Sequence[BaseRoute] = (),
+    scheduler: SchedulerTask | None = None,
 ) -> AsyncIterator[Server]:
     """Serve ``create_app(settings, …)`` on a free port until the block ends."""
     app = create_app(
-        settings, JobTypeRegistry(list(JOB_TYPES)), background=background, extra_routes=extra_routes
+        settings,
+        JobTypeRegistry(list(JOB_TYPES)),
+        background=background,
+        extra_routes=extra_routes,
+        scheduler=scheduler,
     )
     # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
     # and without it every response waits out the client's delayed ACK (~40 ms).

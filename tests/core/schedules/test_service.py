@@ -116,7 +116,7 @@ async def test_skip_overlap_waits_for_the_last_job(schedules: ScheduleService, c
 
 async def test_skip_overlap_fires_once_the_last_job_ended(schedules: ScheduleService, clock: Clock) -> None:
     """With SKIP, the tick after the last job was cancelled fires again."""
-    schedule = await schedules.create(ALICE, every_second())
+    await schedules.create(ALICE, every_second())
     clock.advance(1)
     [outcome] = await schedules.run_due()
     assert outcome.job is not None
