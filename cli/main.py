@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from cli.schedules import register as register_schedule_commands
 from core.settings import Settings
 
 __all__ = ["app", "main"]
@@ -268,6 +269,9 @@ def export_schema() -> None:
     from api.schema import build_schema
 
     sys.stdout.write(build_schema(Settings()).as_str().rstrip("\n") + "\n")
+
+
+register_schedule_commands(app)
 
 
 def main() -> None:
