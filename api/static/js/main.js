@@ -4,6 +4,7 @@ import { ApiError, LiveFeed, gql } from "./api.js";
 import { clear, h } from "./dom.js";
 import { JobView } from "./job.js";
 import { JobsView } from "./jobs.js";
+import { SchedulesView } from "./schedules.js";
 import { StatsView } from "./stats.js";
 import { SubmitView } from "./submit.js";
 
@@ -165,6 +166,9 @@ function route() {
   } else if (path === "/submit") {
     view = new SubmitView(session, params);
     name = "submit";
+  } else if (path === "/schedules") {
+    view = new SchedulesView(session);
+    name = "schedules";
   } else if (path === "/stats" && session.isAdmin) {
     view = new StatsView(session);
     name = "stats";
