@@ -20,6 +20,8 @@ __all__ = ["CronSpec"]
 
 #: stepping stops here: an expression that never fires again (Feb 30) has no next tick
 _MAX_STEPS = 10_000
+#: ``next_after`` answers kept per expression
+_REMEMBERED = 256
 
 
 class CronSpec:
@@ -37,6 +39,8 @@ class CronSpec:
             )
         self.cron = " ".join(fields)
         self.timezone = timezone
+        #: recent answers of ``next_after``: schedules sharing an expression step from the same ticks
+        self._next: dict[datetime, datetime | None] = {}
         try:
             CronSim(self.cron, datetime.now(self.zone))
         except (CronSimError, ValueError) as exc:
@@ -44,6 +48,16 @@ class CronSpec:
 
     def next_after(self, after: datetime) -> datetime | None:
         """The first tick strictly after ``after`` (UTC), or ``None`` when there is none."""
+        try:
+            return self._next[after]
+        except KeyError:
+            pass
+        if len(self._next) >= _REMEMBERED:
+            self._next.clear()
+        found = self._next[after] = self._step(after)
+        return found
+
+    def _step(self, after: datetime) -> datetime | None:
         local = after.astimezone(self.zone)
         wall = local.replace(tzinfo=None)
         try:

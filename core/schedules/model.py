@@ -62,6 +62,12 @@ class ScheduleStore(Protocol):
         (someone else wrote first, or it was deleted). A name its owner gives another schedule
         raises ``ValidationError`` on ``name``."""
 
+    async def update_many(
+        self, items: Sequence[tuple[Schedule, int]]
+    ) -> list[Schedule | None | BaseException]:
+        """``update`` of each (schedule, expected version), as one write where the store can: one
+        answer per item (the written schedule, ``None`` for a lost race, or the item's error)."""
+
     async def delete(self, schedule_id: str) -> bool: ...
 
     async def due(self, before: datetime, limit: int) -> list[Schedule]:

@@ -13,7 +13,6 @@ down, or the store was): ``catchUp`` false skips it, true submits one job for al
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ import structlog
 
 from core.cursors import from_micros, to_micros
 from core.errors import ConflictError, JobNotFoundError, UserFacingError, ValidationError
+from core.group_commit import GroupCommit
 from core.models import Job, JobId, JSONObject, JSONValue, Principal, new_job_id
 from core.schedules.cron import CronSpec
 from core.schedules.model import OverlapPolicy, Schedule, ScheduleStore
@@ -34,6 +34,7 @@ log = structlog.get_logger("jobpulse.scheduler")
 
 MAX_NAME = 200
 MAX_WRITE_RETRIES = 20
+ADVANCE_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,18 @@ class TickOutcome:
     outcome: str
     lateness_seconds: float
     job: Job | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A due tick decided: what it fires (``request``), and where ``nextRunAt`` goes after it."""
+
+    schedule: Schedule
+    tick: datetime
+    following: datetime | None
+    kind: str
+    lateness: float
+    request: SubmitRequest | None
 
 
 def _int(template: JSONObject, key: str) -> int | None:
@@ -112,6 +125,10 @@ class ScheduleService:
         #: called with each taken tick (metrics)
         self.tick_listeners: list[Callable[[TickOutcome], None]] = []
         self._specs: dict[tuple[str, str], CronSpec] = {}
+        #: concurrent ticks' advances (nextRunAt), coalesced into one ``update_many``
+        self._advances: GroupCommit[None, tuple[Schedule, int], Schedule | None] = GroupCommit(
+            self._advance_batch, ADVANCE_BATCH
+        )
 
     def spec(self, cron: str, timezone: str) -> CronSpec:
         """The parsed expression (cached: the loop steps the same few expressions over and over)."""
@@ -249,83 +266,140 @@ class ScheduleService:
         return await self.store.count(None if principal.is_admin else principal.subject)
 
     # -- the ticks ------------------------------------------------------------------------
-    async def run_due(self, limit: int = 1000, concurrency: int = 256) -> list[TickOutcome]:
-        """Take every due tick (up to ``limit`` schedules); what each did."""
+    async def run_due(self, limit: int = 1000) -> list[TickOutcome]:
+        """Take every due tick (up to ``limit`` schedules); what each did.
+
+        In bulk: each schedule's next tick is decided, their jobs submitted with one
+        ``submit_many`` per owner, and the advances written with one ``update_many``. A schedule
+        whose advance lost (another process, an edit) is then taken again on its own (``take``).
+        """
         now = self.clock()
         due = await self.store.due(now, limit)
         if not due:
             return []
         last_ids = [s.last_job_id for s in due if s.overlap is OverlapPolicy.SKIP and s.last_job_id]
         last_jobs = await self.jobs.store.get_many(last_ids) if last_ids else {}
-        gate = asyncio.Semaphore(concurrency)
-
-        async def take(schedule: Schedule) -> list[TickOutcome]:
-            async with gate:
-                return await self.take(schedule, now, last_jobs)
-
+        plans = [self._plan(s, now, last_jobs.get(s.last_job_id) if s.last_job_id else None) for s in due]
+        jobs = await self._submit_all(plans)
+        advances = [self._advanced(plan, now, job) for plan, job in zip(plans, jobs, strict=True)]
+        written = await self.store.update_many(
+            [(new, plan.schedule.version) for plan, new in zip(plans, advances, strict=True)]
+        )
         outcomes: list[TickOutcome] = []
-        for taken in await asyncio.gather(*(take(s) for s in due)):
-            outcomes.extend(taken)
+        again: list[Schedule | None] = []
+        for plan, job, answer in zip(plans, jobs, written, strict=True):
+            if isinstance(answer, BaseException):
+                log.warning("schedule advance failed", schedule_id=plan.schedule.id, error=str(answer))
+            elif answer is None:  # lost the write: someone else moved it; read and decide again
+                again.append(await self.store.get(plan.schedule.id))
+            else:
+                outcome = TickOutcome(answer, plan.tick, self._kind(plan, job), plan.lateness, job)
+                outcomes.append(self._took(outcome))
+                if answer.next_run_at is not None and answer.next_run_at <= now:
+                    again.append(answer)  # more than one tick due (a catch-up, then the current one)
+        for schedule in again:
+            if schedule is not None:
+                outcomes.extend(await self.take(schedule, now, last_jobs))
         return outcomes
+
+    def _took(self, outcome: TickOutcome) -> TickOutcome:
+        for listener in self.tick_listeners:
+            listener(outcome)
+        return outcome
 
     async def take(
         self, schedule: Schedule, now: datetime, last_jobs: dict[JobId, Job] | None = None
     ) -> list[TickOutcome]:
-        """Take ``schedule``'s ticks due at ``now``: each one job, or none (skipped or missed)."""
+        """Take ``schedule``'s ticks due at ``now``, one after the other; re-read after a lost write."""
         outcomes: list[TickOutcome] = []
         current: Schedule | None = schedule
         known = dict(last_jobs or {})
         for _ in range(MAX_WRITE_RETRIES):
             if current is None or current.paused or current.next_run_at is None or current.next_run_at > now:
                 return outcomes
-            outcome = await self._take_one(current, now, known)
-            if outcome is None:  # lost the write: someone else moved it; read and decide again
+            last = known.get(current.last_job_id) if current.last_job_id else None
+            if last is None and current.last_job_id and current.overlap is OverlapPolicy.SKIP:
+                last = await self.jobs.store.get(current.last_job_id)
+            plan = self._plan(current, now, last)
+            [job] = await self._submit_all([plan])
+            new = self._advanced(plan, now, job)
+            written = await self._advances.run(None, (new, current.version))
+            if written is None:  # lost the write: someone else moved it; read and decide again
                 current = await self.store.get(current.id)
                 continue
-            outcomes.append(outcome)
-            for listener in self.tick_listeners:
-                listener(outcome)
-            current = outcome.schedule
-            if outcome.job is not None:
-                known[outcome.job.id] = outcome.job
+            outcomes.append(
+                self._took(TickOutcome(written, plan.tick, self._kind(plan, job), plan.lateness, job))
+            )
+            current = written
+            if job is not None:
+                known[job.id] = job
         return outcomes
 
-    async def _take_one(
-        self, schedule: Schedule, now: datetime, known: dict[JobId, Job]
-    ) -> TickOutcome | None:
+    def _plan(self, schedule: Schedule, now: datetime, last: Job | None) -> _Plan:
+        """What taking ``schedule``'s due tick means at ``now``, given its last job."""
         tick = schedule.next_run_at
         assert tick is not None
         spec = self.spec(schedule.cron, schedule.timezone)
-        lateness = (now - tick).total_seconds()
         missed = now - tick > self.grace
         following = spec.next_after(now - self.grace) if missed else spec.next_after(tick)
-        fire = schedule.catch_up or not missed
-        kind = "fired" if fire else "missed"
-        if fire and schedule.overlap is OverlapPolicy.SKIP and schedule.last_job_id is not None:
-            last = known.get(schedule.last_job_id) or await self.jobs.store.get(schedule.last_job_id)
-            if last is not None and not last.is_terminal:
-                fire, kind = False, "skipped"
-        job: Job | None = None
-        if fire:
+        kind = "fired" if schedule.catch_up or not missed else "missed"
+        if (
+            kind == "fired"
+            and schedule.overlap is OverlapPolicy.SKIP
+            and last is not None
+            and not last.is_terminal
+        ):
+            kind = "skipped"
+        request = None
+        if kind == "fired":
             request = job_request(schedule.job, schedule.id, tick_key(schedule.id, tick))
-            try:
-                job = await self.jobs.submit(Principal(schedule.owner), request)
-            except UserFacingError as exc:
-                # The job type went away or changed its schema since: the tick passes, logged.
-                log.warning("schedule tick refused", schedule_id=schedule.id, error=str(exc))
-                kind = "refused"
-        new = replace(
+        return _Plan(schedule, tick, following, kind, (now - tick).total_seconds(), request)
+
+    async def _submit_all(self, plans: list[_Plan]) -> list[Job | None]:
+        """Each plan's job (``None``: none fired, or it was refused); one ``submit_many`` per owner."""
+        jobs: list[Job | None] = [None] * len(plans)
+        by_owner: dict[str, list[int]] = {}
+        for i, plan in enumerate(plans):
+            if plan.request is not None:
+                by_owner.setdefault(plan.schedule.owner, []).append(i)
+        size = self.jobs.settings.max_batch_size
+        for owner, indexes in by_owner.items():
+            for start in range(0, len(indexes), size):
+                chunk = indexes[start : start + size]
+                requests = [request for i in chunk if (request := plans[i].request) is not None]
+                answers = await self.jobs.submit_many(Principal(owner), requests)
+                for i, answer in zip(chunk, answers, strict=True):
+                    if isinstance(answer, UserFacingError):
+                        # The job type went away or changed its schema since: the tick passes, logged.
+                        log.warning(
+                            "schedule tick refused", schedule_id=plans[i].schedule.id, error=str(answer)
+                        )
+                    else:
+                        jobs[i] = answer
+        return jobs
+
+    @staticmethod
+    def _kind(plan: _Plan, job: Job | None) -> str:
+        return "refused" if plan.kind == "fired" and job is None else plan.kind
+
+    @staticmethod
+    def _advanced(plan: _Plan, now: datetime, job: Job | None) -> Schedule:
+        """The schedule after its tick: the next tick, and the job it made (if any)."""
+        schedule = plan.schedule
+        return replace(
             schedule,
-            next_run_at=following,
+            next_run_at=plan.following,
             last_run_at=now if job is not None else schedule.last_run_at,
             last_job_id=job.id if job is not None else schedule.last_job_id,
             version=schedule.version + 1,
             updated_at=now,
         )
-        written = await self.store.update(new, schedule.version)
-        if written is None:
-            return None
-        return TickOutcome(written, tick, kind, lateness, job)
+
+    async def _advance_batch(
+        self, _: None, items: list[tuple[Schedule, int]]
+    ) -> list[Schedule | None | BaseException]:
+        """``_advances``' batch: the ticks' conditional writes that came together, as one store write."""
+        return await self.store.update_many(items)
 
     async def next_due(self) -> datetime | None:
         return await self.store.next_due()

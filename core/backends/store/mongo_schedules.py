@@ -7,6 +7,7 @@ index on (owner, name) keeps names apart; every change is an ``update_one`` on t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -104,6 +105,12 @@ class MongoScheduleStore:
         except DuplicateKeyError as exc:
             raise ValidationError(f"a schedule named {schedule.name!r} exists", field="name") from exc
         return schedule if result.modified_count == 1 else None
+
+    async def update_many(
+        self, items: Sequence[tuple[Schedule, int]]
+    ) -> list[Schedule | None | BaseException]:
+        # One round trip each, concurrently: a bulk write would not say which conditional update matched.
+        return list(await asyncio.gather(*(self.update(s, v) for s, v in items), return_exceptions=True))
 
     async def delete(self, schedule_id: str) -> bool:
         with _unavailable("delete"):

@@ -18,6 +18,10 @@ __all__ = ["SqliteScheduleStore"]
 
 _COLUMNS = "id, owner, name, paused, next_run_us, version, created_us, doc"
 _INSERT = f"INSERT INTO schedules ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_UPDATE = (
+    "UPDATE schedules SET owner = ?, name = ?, paused = ?, next_run_us = ?, version = ?, created_us = ?,"
+    " doc = ? WHERE id = ? AND version = ?"
+)
 
 
 def _row(schedule: Schedule) -> tuple[Any, ...]:
@@ -81,16 +85,33 @@ class SqliteScheduleStore:
 
         def op(conn: sqlite3.Connection) -> bool:
             try:
-                cursor = conn.execute(
-                    "UPDATE schedules SET owner = ?, name = ?, paused = ?, next_run_us = ?, version = ?,"
-                    " created_us = ?, doc = ? WHERE id = ? AND version = ?",
-                    (*row[1:], schedule.id, expected_version),
-                )
+                cursor = conn.execute(_UPDATE, (*row[1:], schedule.id, expected_version))
             except sqlite3.IntegrityError as exc:
                 raise ValidationError(f"a schedule named {schedule.name!r} exists", field="name") from exc
             return cursor.rowcount == 1
 
         return schedule if await self.db.write(op) else None
+
+    async def update_many(
+        self, items: Sequence[tuple[Schedule, int]]
+    ) -> list[Schedule | None | BaseException]:
+        rows = [(_row(schedule), schedule, expected) for schedule, expected in items]
+
+        def op(conn: sqlite3.Connection) -> list[Schedule | None | BaseException]:
+            answers: list[Schedule | None | BaseException] = []
+            for row, schedule, expected in rows:
+                try:
+                    cursor = conn.execute(_UPDATE, (*row[1:], schedule.id, expected))
+                except sqlite3.IntegrityError as exc:
+                    answers.append(
+                        ValidationError(f"a schedule named {schedule.name!r} exists", field="name")
+                    )
+                    del exc
+                    continue
+                answers.append(schedule if cursor.rowcount == 1 else None)
+            return answers
+
+        return await self.db.write(op) if rows else []
 
     async def delete(self, schedule_id: str) -> bool:
         def op(conn: sqlite3.Connection) -> bool:
