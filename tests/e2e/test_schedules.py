@@ -59,7 +59,9 @@ async def test_three_schedulers_one_killed_make_one_job_per_tick(
     async with open_backends(settings) as backends:
         registry = JobTypeRegistry(JOB_TYPES)
         await backends.queue.ensure_queues(registry.names)
-        jobs = JobService(backends.store, backends.queue, backends.bus, registry, settings)
+        jobs = JobService(
+            backends.store, backends.queue, backends.bus, registry, settings, transaction=backends.transaction
+        )
         assert backends.schedules is not None
         schedules = ScheduleService(backends.schedules, jobs)
         schedule = await schedules.create(

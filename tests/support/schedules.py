@@ -48,7 +48,13 @@ async def schedules_on(
     async with open_backends(settings) as backends:
         await backends.queue.ensure_queues([t.name for t in JOB_TYPES])
         jobs = JobService(
-            backends.store, backends.queue, backends.bus, JobTypeRegistry(JOB_TYPES), settings, clock=clock
+            backends.store,
+            backends.queue,
+            backends.bus,
+            JobTypeRegistry(JOB_TYPES),
+            settings,
+            clock=clock,
+            transaction=backends.transaction,
         )
         assert backends.schedules is not None
         yield ScheduleService(backends.schedules, jobs)
