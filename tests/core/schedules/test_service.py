@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import UnknownJobTypeError, UserFacingError, ValidationError
+from core.errors import BackendUnavailableError, UnknownJobTypeError, UserFacingError, ValidationError
 from core.models import JobStatus, Principal
 from core.ports import JobFilter
-from core.schedules import OverlapPolicy, ScheduleInput, ScheduleService
+from core.schedules import OverlapPolicy, ScheduleInput, ScheduleService, ScheduleStore
 from core.schedules.service import job_request, tick_key
 from tests.support.schedules import Clock, schedules_on
 from tests.support.services import BACKENDS
@@ -213,3 +213,54 @@ async def test_a_reused_name_is_refused(schedules: ScheduleService) -> None:
         await schedules.create(ALICE, every_second())
     assert caught.value.field == "name"
     assert await schedules.count(ALICE) == 1
+
+
+class _Outage:
+    """A schedule store that does not answer while ``down`` (as a store that is down would)."""
+
+    def __init__(self, store: ScheduleStore) -> None:
+        self.store = store
+        self.down = False
+
+    def __getattr__(self, name: str) -> object:
+        attribute = getattr(self.store, name)
+        if not callable(attribute):
+            return attribute
+
+        async def call(*args: object, **kwargs: object) -> object:
+            if self.down:
+                raise BackendUnavailableError("the store is down")
+            return await attribute(*args, **kwargs)
+
+        return call
+
+
+@pytest.mark.parametrize("catch_up", [False, True])
+async def test_a_store_outage_follows_catch_up_without_duplicates(
+    schedules: ScheduleService, clock: Clock, catch_up: bool
+) -> None:
+    """Ten seconds of a store that does not answer: its ticks make no job (catchUp false) or one
+    (true), and the rounds after it make no second job for any tick."""
+    schedule = await schedules.create(ALICE, every_second(overlap=OverlapPolicy.ALLOW, catch_up=catch_up))
+    outage = _Outage(schedules.store)
+    schedules.store = outage  # type: ignore[assignment]
+    clock.advance(1)
+    await schedules.run_due()  # the tick before the outage
+    outage.down = True
+    for _ in range(10):
+        clock.advance(1)
+        with pytest.raises(BackendUnavailableError):
+            await schedules.run_due()
+    outage.down = False
+    clock.advance(0.5)
+    await schedules.run_due()
+    for _ in range(2):
+        clock.advance(1)
+        await schedules.run_due()
+    keys = await jobs_of(schedules, schedule.id)
+    assert len(keys) == len(set(keys))
+    start = datetime(2030, 1, 1, 12, 0, 1, tzinfo=UTC)
+    window = [tick_key(schedule.id, start.replace(second=s)) for s in range(2, 10)]  # older than the grace
+    assert len([k for k in keys if k in window]) == (1 if catch_up else 0)
+    # the tick before the outage, the last one within the grace, and the two after it
+    assert len(keys) == 4 + (1 if catch_up else 0)
