@@ -152,3 +152,18 @@ async def test_cron_preview_describes_an_expression(server: Server) -> None:
     bad = await server.data(ALICE, '{ cronPreview(cron: "99 * * * *") { ... on UserError { field } } }')
     assert len(ok["cronPreview"]["nextRuns"]) == 5 and ok["cronPreview"]["description"]
     assert bad["cronPreview"] == {"field": "cron"}
+
+
+async def test_metrics_count_fired_ticks(server: Server) -> None:
+    """/metrics counts the ticks this process fired and how late it took them."""
+    await create(server)
+
+    async def counted() -> bool:
+        async with server.http() as client:
+            text = (await client.get("/metrics")).text
+        return (
+            'jobpulse_schedule_ticks_total{outcome="fired"}' in text
+            and "jobpulse_schedule_lateness_seconds_count" in text
+        )
+
+    await wait_until(counted, "fired ticks in /metrics")
