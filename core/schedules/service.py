@@ -13,6 +13,7 @@ down, or the store was): ``catchUp`` false skips it, true submits one job for al
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -286,20 +287,22 @@ class ScheduleService:
             [(new, plan.schedule.version) for plan, new in zip(plans, advances, strict=True)]
         )
         outcomes: list[TickOutcome] = []
-        again: list[Schedule | None] = []
+        again: list[Schedule] = []
+        lost: list[str] = []
         for plan, job, answer in zip(plans, jobs, written, strict=True):
             if isinstance(answer, BaseException):
                 log.warning("schedule advance failed", schedule_id=plan.schedule.id, error=str(answer))
             elif answer is None:  # lost the write: someone else moved it; read and decide again
-                again.append(await self.store.get(plan.schedule.id))
+                lost.append(plan.schedule.id)
             else:
                 outcome = TickOutcome(answer, plan.tick, self._kind(plan, job), plan.lateness, job)
                 outcomes.append(self._took(outcome))
                 if answer.next_run_at is not None and answer.next_run_at <= now:
                     again.append(answer)  # more than one tick due (a catch-up, then the current one)
-        for schedule in again:
-            if schedule is not None:
-                outcomes.extend(await self.take(schedule, now, last_jobs))
+        if lost:
+            again.extend((await self.store.get_many(lost)).values())
+        for taken in await asyncio.gather(*(self.take(s, now, last_jobs) for s in again)):
+            outcomes.extend(taken)
         return outcomes
 
     def _took(self, outcome: TickOutcome) -> TickOutcome:

@@ -264,3 +264,18 @@ async def test_a_store_outage_follows_catch_up_without_duplicates(
     assert len([k for k in keys if k in window]) == (1 if catch_up else 0)
     # the tick before the outage, the last one within the grace, and the two after it
     assert len(keys) == 4 + (1 if catch_up else 0)
+
+
+async def test_concurrent_rounds_make_one_job_per_tick(schedules: ScheduleService, clock: Clock) -> None:
+    """Three schedulers' rounds over the same due ticks at once: one job per tick, each tick moved once."""
+    made = [
+        await schedules.create(ALICE, every_second(f"s{i}", overlap=OverlapPolicy.ALLOW)) for i in range(3)
+    ]
+    others = [ScheduleService(schedules.store, schedules.jobs) for _ in range(2)]
+    for _ in range(2):
+        clock.advance(1)
+        await asyncio.gather(schedules.run_due(), *(other.run_due() for other in others))
+    for schedule in made:
+        assert len(await jobs_of(schedules, schedule.id)) == 2
+        stored = await schedules.get(ALICE, schedule.id)
+        assert stored is not None and stored.next_run_at == datetime(2030, 1, 1, 12, 0, 3, tzinfo=UTC)
