@@ -13,10 +13,11 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from api.auth import Authenticator
 from api.dashboard import dashboard_routes
-from api.fast.http import fast_path_middleware
 from api.health import healthz, readyz
 from api.metrics import JobMetrics, metrics_routes
 from api.middleware import EdgeMiddleware
+from api.multipart import fast_path_beside_multipart
+from api.rest import rest_routes
 from api.schedule_metrics import SchedulerMetrics
 from api.schema import build_schema
 from api.view import GraphQLView
@@ -120,8 +121,10 @@ def create_app(
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/health", healthz, methods=["GET"]),
         Route("/graphql", view),
         WebSocketRoute("/graphql", view),
+        *rest_routes(),
         *extra_routes,
         *metrics_routes(metrics, settings.metrics_token),
         *dashboard_routes(),
@@ -134,7 +137,7 @@ def create_app(
                 subscriptions=metrics.subscriptions_open,
                 max_bytes=settings.max_request_bytes,
             ),
-            *fast_path_middleware(view, schema, authenticator),
+            *fast_path_beside_multipart(view, schema, authenticator),
         ],
         lifespan=lifespan,
     )

@@ -44,6 +44,7 @@ FULL = Job(
 
 
 def test_the_sample_job_sets_every_field_away_from_its_default() -> None:
+    """The sample job differs from a bare one in every field, so the copy tests cover them all."""
     bare = Job(id="x", type="t", owner="o", payload=None)
     assert [f.name for f in fields(Job) if getattr(FULL, f.name) == getattr(bare, f.name)] == []
 
@@ -59,6 +60,7 @@ def test_copy_job_makes_what_replace_makes(changes: dict[str, Any]) -> None:
 
 
 def test_copy_job_refuses_an_unknown_field() -> None:
+    """``copy_job`` refuses a field ``Job`` does not have, as ``replace`` does."""
     with pytest.raises(TypeError, match="no field 'colour'"):
         copy_job(FULL, colour="red")
 
