@@ -40,6 +40,7 @@ FULL = Job(
     lease_owner="w1",
     lease_until=AT + timedelta(seconds=5),
     enqueued_at=AT + timedelta(seconds=6),
+    schedule_id="a-schedule",
 )
 
 
