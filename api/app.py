@@ -18,23 +18,31 @@ from api.metrics import JobMetrics, metrics_routes
 from api.middleware import EdgeMiddleware
 from api.multipart import fast_path_beside_multipart
 from api.rest import rest_routes
+from api.schedule_metrics import SchedulerMetrics
 from api.schema import build_schema
 from api.view import GraphQLView
 from core.backends import open_backends
 from core.jobtypes import JobTypeRegistry
+from core.schedules import ScheduleService
 from core.service import JobService
 from core.settings import Settings
 
-__all__ = ["BackgroundTask", "create_app"]
+__all__ = ["BackgroundTask", "SchedulerTask", "create_app"]
 
 log = structlog.get_logger("jobpulse.api")
 
 #: runs until the event is set (workers, the sweeper, …), sharing the app's service
 BackgroundTask = Callable[[JobService, asyncio.Event], Awaitable[None]]
+#: the schedule loop: runs until the event is set, on the app's ``ScheduleService``
+SchedulerTask = Callable[[ScheduleService, asyncio.Event], Awaitable[None]]
 
 
 async def _run(task: BackgroundTask, service: JobService, stop: asyncio.Event) -> None:
     await task(service, stop)
+
+
+async def _schedule(task: SchedulerTask, schedules: ScheduleService, stop: asyncio.Event) -> None:
+    await task(schedules, stop)
 
 
 async def _stop(tasks: list[asyncio.Task[None]], stop: asyncio.Event, grace_seconds: float) -> None:
@@ -61,12 +69,15 @@ def create_app(
     background: Sequence[BackgroundTask] = (),
     extra_routes: Sequence[BaseRoute] = (),
     fast_paths: bool = True,
+    scheduler: SchedulerTask | None = None,
 ) -> Starlette:
     """The API app: GraphQL on ``/graphql`` (HTTP and websockets), ``/healthz`` and ``/readyz``.
 
     ``background`` tasks start once the service is up and are stopped (their event set) on shutdown;
     ``extra_routes`` are appended to the routes (the dashboard, ``/metrics``). ``fast_paths=False``
     serves every request on strawberry's stock path (``api.fast``'s tests compare the two).
+    ``scheduler`` (the schedule loop, ``workers.scheduler.run_scheduler``) runs like a background
+    task, on the app's ``ScheduleService``.
     """
     authenticator = Authenticator.from_settings(settings)
     schema = build_schema(settings, fast_paths=fast_paths)
@@ -86,6 +97,9 @@ def create_app(
                 transaction=backends.transaction,
             )
             metrics.install(service)
+            assert backends.schedules is not None
+            app.state.schedules = schedules = ScheduleService(backends.schedules, service)
+            SchedulerMetrics(metrics.registry).install(schedules)
             await backends.queue.ensure_queues([t.name for t in registry if not t.external])
             app.state.settings = settings
             app.state.backends = backends
@@ -97,6 +111,8 @@ def create_app(
                 asyncio.create_task(_run(task, service, stop), name=getattr(task, "__name__", "background"))
                 for task in background
             ]
+            if scheduler is not None:
+                tasks.append(asyncio.create_task(_schedule(scheduler, schedules, stop), name="scheduler"))
             try:
                 yield
             finally:

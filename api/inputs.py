@@ -73,6 +73,9 @@ class JobFilterInput:
     owner: str | None = strawberry.field(default=None, description="admin only")
     created_after: datetime | None = None
     created_before: datetime | None = None
+    schedule_id: strawberry.ID | None = strawberry.field(
+        default=None, description="jobs this schedule submitted"
+    )
 
     def to_filter(self) -> JobFilter:
         return JobFilter(
@@ -81,4 +84,5 @@ class JobFilterInput:
             owner=self.owner,
             created_after=_aware(self.created_after),
             created_before=_aware(self.created_before),
+            schedule_id=None if self.schedule_id is None else str(self.schedule_id),
         )

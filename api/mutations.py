@@ -11,6 +11,7 @@ from api.external import ExternalMutations
 from api.fields import described_mutation
 from api.flows import FlowMutations
 from api.inputs import SubmitJobInput
+from api.schedules import ScheduleMutations
 from api.types import JobNode, JobResult, UserError
 from core.errors import ForbiddenError, UserFacingError
 from core.models import Job
@@ -37,7 +38,7 @@ async def submit_many(context: Context, inputs: list[SubmitJobInput]) -> list[Jo
 
 
 @strawberry.type
-class Mutation(ExternalMutations, FlowMutations):
+class Mutation(ExternalMutations, FlowMutations, ScheduleMutations):
     # The submit fields run the functions above; on the fast path (``api.fast.resolvers``)
     # graphql-core calls them without strawberry's argument conversion.
     @strawberry.mutation

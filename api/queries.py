@@ -10,6 +10,7 @@ from api.flows import FlowQueries
 from api.inputs import JobFilterInput
 from api.operations import OperationsQuery
 from api.pagination import JobConnection
+from api.schedules import ScheduleQueries
 from api.stats import JobStats
 from api.streams import RESYNC_WINDOW_MICROS
 from api.types import JobNode, JobTypeNode
@@ -21,7 +22,7 @@ __all__ = ["Query"]
 
 
 @strawberry.type
-class Query(OperationsQuery, FlowQueries):
+class Query(OperationsQuery, FlowQueries, ScheduleQueries):
     @described_field("the job, or null if it does not exist or is not yours")
     async def job(self, info: Info, id: strawberry.ID) -> JobNode | None:
         job = await info.context.service.get(info.context.principal, str(id))

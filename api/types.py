@@ -118,6 +118,11 @@ class JobNode:
             source=job,
         )
 
+    @described_field("the schedule that submitted it, if one did")
+    def schedule_id(self) -> strawberry.ID | None:
+        schedule_id = self.source.schedule_id
+        return None if schedule_id is None else strawberry.ID(schedule_id)
+
     async def _stored_payload(self, info: Info) -> JSONValue:
         """The payload as stored: the value, or a reference to its blob (see core/blobs.py)."""
         if self.source.payload is not None:

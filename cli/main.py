@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from cli.errors import StartupError, one_line_errors, set_debug, show
+from cli.schedules import register as register_schedule_commands
 from core.settings import Settings
 
 __all__ = ["app", "main"]
@@ -80,6 +81,7 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
     from workers import run_workers
     from workers.registry import load_registry
     from workers.retention import run_retention
+    from workers.scheduler import run_scheduler
     from workers.sweeper import run_sweeper
 
     configure_logging(settings.log_level, settings.log_format)
@@ -98,7 +100,8 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
         else [run_sweeper, run_alerter, run_stats_recorder, run_retention, run_tracing]
     )
     configure_tracing()
-    application = create_app(settings, registry, background=background)
+    scheduler = run_scheduler if settings.scheduler_enabled else None
+    application = create_app(settings, registry, background=background, scheduler=scheduler)
     tune_gc()  # once the app is built: GC pauses were most of every p99 (core/gc_tuning.py)
     base = f"http://{settings.host}:{port}"
     console.print(f"[bold]jobpulse[/bold] on {base} — {_backend_summary(settings)}")
@@ -176,10 +179,12 @@ async def _run_worker(settings: Settings, types: list[str] | None) -> None:
     from cli.startup import wait_for_backends
     from core.backends import open_backends
     from core.gc_tuning import tune_gc
+    from core.schedules import ScheduleService
     from core.service import JobService
     from core.tracing import configure_tracing
     from workers import run_workers
     from workers.registry import load_registry
+    from workers.scheduler import run_scheduler
 
     configure_tracing()
     registry = load_registry(settings)
@@ -215,7 +220,17 @@ async def _run_worker(settings: Settings, types: list[str] | None) -> None:
                     "stop what uses that port, or set JOBPULSE_WORKER_METRICS_PORT (or --metrics-port)",
                 ) from exc
             tune_gc()  # once the service is built: fewer, shorter GC pauses (core/gc_tuning.py)
+            if settings.scheduler_enabled and backends.schedules is not None:
+                schedules = ScheduleService(backends.schedules, service)
+                loop_task = asyncio.create_task(run_scheduler(schedules, stop))
+                serving.push_async_callback(_stopped, loop_task, stop)
             await run_workers(service, stop, types=types)
+
+
+async def _stopped(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """End a loop that ``stop`` ends, and wait for it."""
+    stop.set()
+    await task
 
 
 @app.command()
@@ -317,6 +332,9 @@ def export_schema() -> None:
     from api.schema import build_schema
 
     sys.stdout.write(build_schema(Settings()).as_str().rstrip("\n") + "\n")
+
+
+register_schedule_commands(app)
 
 
 def main() -> None:

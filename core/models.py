@@ -130,6 +130,8 @@ class Job:
     #: ``expiresInSeconds``: it must start within this long of becoming due, else CANCELLED "expired"
     expires_in_seconds: int | None = None
     expires_at: datetime | None = None
+    #: the schedule that submitted it (v2, DESIGN.md §7)
+    schedule_id: str | None = None
 
     @property
     def is_terminal(self) -> bool:

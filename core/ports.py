@@ -51,6 +51,7 @@ class JobFilter:
     owner: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    schedule_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,6 +102,7 @@ class JobService(SubmitSide, WorkerSide):
             owner=principal.subject,
             created_after=filter.created_after,
             created_before=filter.created_before,
+            schedule_id=filter.schedule_id,
         )
 
     async def list(self, principal: Principal, filter: JobFilter, first: int, after: str | None) -> JobPage:

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     # Sweeper: PENDING jobs never sent (or due) are sent by any process running it.
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
     sweep_grace_seconds: float = Field(default=10.0, ge=0)
+    scheduler_enabled: bool = True  # run the schedule loop in serve, api and worker processes
+    scheduler_poll_seconds: float = Field(default=1.0, gt=0)  # longest wait before looking again
+    schedule_misfire_grace_seconds: float = Field(default=1.0, ge=0)  # older ticks were missed
 
     # Operations (issue 15): stats per minute (each process flushes its counts this often) and
     # retention (every process deletes expired jobs, a batch per write, this often).

@@ -56,6 +56,8 @@ class SubmitRequest:
     depends_on: tuple[JobId, ...] = ()
     on_dependency_failure: DependencyFailure = DependencyFailure.FAIL
     expires_in_seconds: int | None = None
+    #: set by the scheduler on the jobs a schedule submits
+    schedule_id: str | None = None
 
 
 def check_range(field: str, value: float, low: float, high: float) -> None:
@@ -172,4 +174,5 @@ def new_job(
         on_dependency_failure=request.on_dependency_failure,
         expires_in_seconds=expires,
         expires_at=None if expires is None else (run_at or now) + timedelta(seconds=expires),
+        schedule_id=request.schedule_id,
     )

@@ -6,6 +6,7 @@
 | queue | ``queue.sqlite.SqliteJobQueue``     | ``queue.sqs.SqsJobQueue``        |
 | bus   | ``bus.local.LocalEventBus``         | ``bus.redis.RedisEventBus``      |
 | blobs | ``blobs.files.FileBlobStore`` (opt.) | ``blobs.s3.S3BlobStore``        |
+| schedules | ``store.sqlite_schedules``      | ``store.mongo_schedules``        |
 
 ``sqlite_db`` is the one SQLite file the embedded store and queue share (its connection, writer
 thread, and the queue-table SQL both write); ``codec`` is the JSON shape both stores keep.
@@ -17,11 +18,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from core.blobs import BlobStore
 from core.dependencies import FlowStore
 from core.ports import EventBus, JobQueue, JobStore, QueueRecords, TransactionalStore
 from core.settings import Settings
+
+if TYPE_CHECKING:  # core.schedules imports the service, which imports this module
+    from core.schedules.model import ScheduleStore
 
 __all__ = ["Backends", "flow_store_for", "open_backends"]
 
@@ -42,6 +47,23 @@ class Backends:
     transaction: TransactionalStore | None = None
     #: the queue, when it can take messages an event source received (SQS, for AWS Lambda)
     records: QueueRecords | None = None
+    #: cron schedules, beside the jobs in the store (DESIGN.md §7)
+    schedules: ScheduleStore | None = None
+
+
+async def _open_schedules(settings: Settings, store: JobStore, db: object) -> ScheduleStore:
+    """The schedule store beside ``store`` (its database; closed with it)."""
+    if settings.mongodb_url is not None:
+        from core.backends.store.mongo import MongoJobStore
+        from core.backends.store.mongo_schedules import MongoScheduleStore
+
+        assert isinstance(store, MongoJobStore)
+        return await MongoScheduleStore.open(store.client, settings.mongodb_database)
+    from core.backends.sqlite_db import SqliteDatabase
+    from core.backends.store.sqlite_schedules import SqliteScheduleStore
+
+    assert isinstance(db, SqliteDatabase)
+    return SqliteScheduleStore(db)
 
 
 @asynccontextmanager
@@ -88,6 +110,7 @@ async def open_backends(settings: Settings) -> AsyncIterator[Backends]:
                 transaction = sqlite_store
             store_kind = "sqlite"
         stack.push_async_callback(store.close)
+        schedules = await _open_schedules(settings, store, db)
 
         bus: EventBus
         if settings.redis_url is not None:
@@ -118,7 +141,7 @@ async def open_backends(settings: Settings) -> AsyncIterator[Backends]:
         if blobs is not None:
             stack.push_async_callback(blobs.close)
 
-        yield Backends(store, queue, bus, kinds, blobs, transaction, records)
+        yield Backends(store, queue, bus, kinds, blobs, transaction, records, schedules)
 
 
 def flow_store_for(store: JobStore) -> FlowStore:

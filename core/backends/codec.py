@@ -74,6 +74,7 @@ def job_to_dict(job: Job) -> dict[str, JSONValue]:
         "idempotency_key": job.idempotency_key,
         "cancel_requested": job.cancel_requested,
         "lease_owner": job.lease_owner,
+        "schedule_id": job.schedule_id,
         **{name: _micros(getattr(job, name)) for name in _TIMES},
         **_workflow_fields(job),
     }
@@ -127,6 +128,7 @@ def job_from_dict(data: dict[str, Any], payload: JSONObject | None) -> Job:
         flow_id=data.get("flow_id"),
         expires_in_seconds=data.get("expires_in_seconds"),
         expires_at=_time(data.get("expires_at")),
+        schedule_id=data.get("schedule_id"),
     )
 
 

@@ -115,6 +115,20 @@ CREATE TABLE IF NOT EXISTS flows (
 );
 CREATE INDEX IF NOT EXISTS flows_owner ON flows (owner, created_us DESC, id DESC);
 CREATE INDEX IF NOT EXISTS flows_created ON flows (created_us DESC, id DESC);
+CREATE TABLE IF NOT EXISTS schedules (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    paused INTEGER NOT NULL,
+    next_run_us INTEGER,
+    version INTEGER NOT NULL,
+    created_us INTEGER NOT NULL,
+    doc BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS schedules_name ON schedules (owner, name);
+CREATE INDEX IF NOT EXISTS schedules_due ON schedules (next_run_us) WHERE paused = 0;
+CREATE INDEX IF NOT EXISTS schedules_created ON schedules (created_us, id);
+CREATE INDEX IF NOT EXISTS schedules_owner ON schedules (owner, created_us, id);
 """
 
 

@@ -24,7 +24,7 @@ from gql.transport.websockets import WebsocketsTransport
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from api.app import BackgroundTask, create_app
+from api.app import BackgroundTask, SchedulerTask, create_app
 from core.jobtypes import JobTypeRegistry
 from core.models import Claim, Job
 from core.service import JobService
@@ -217,6 +217,7 @@ async def run_server(
     *,
     background: Sequence[BackgroundTask] = (),
     extra_routes: Sequence[BaseRoute] = (),
+    scheduler: SchedulerTask | None = None,
     fast_paths: bool = True,
 ) -> AsyncIterator[Server]:
     """Serve ``create_app(settings, …)`` on a free port until the block ends."""
@@ -225,6 +226,7 @@ async def run_server(
         JobTypeRegistry(list(JOB_TYPES)),
         background=background,
         extra_routes=extra_routes,
+        scheduler=scheduler,
         fast_paths=fast_paths,
     )
     # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY only on sockets that say they are TCP,

@@ -15,6 +15,7 @@ from graphql import (
     GraphQLUnionType,
     Undefined,
     ast_from_value,
+    is_non_null_type,
     print_ast,
 )
 from graphql import build_schema as build_sdl
@@ -133,7 +134,10 @@ def test_contract_type_is_in_the_schema(name: str) -> None:
                 assert _default(my_arg) == _default(arg), f"{name}.{field_name}({arg_name})"
     elif isinstance(theirs, GraphQLInputObjectType):
         assert isinstance(mine, GraphQLInputObjectType)
-        assert set(mine.fields) == set(theirs.fields)
+        assert set(theirs.fields) <= set(mine.fields)
+        # Version 2 adds optional fields (JobFilter.scheduleId, …): old clients' inputs stay valid.
+        for extra in set(mine.fields) - set(theirs.fields):
+            assert not is_non_null_type(mine.fields[extra].type), f"{name}.{extra} must be optional"
         for field_name, input_field in theirs.fields.items():
             assert str(mine.fields[field_name].type) == str(input_field.type), f"{name}.{field_name}"
             assert _default(mine.fields[field_name]) == _default(input_field), f"{name}.{field_name}"

@@ -9,6 +9,7 @@ import pytest
 
 from core.backends.sqlite_db import SqliteDatabase
 from core.ports import EventBus, JobQueue, JobStore
+from core.schedules.model import ScheduleStore
 from core.settings import Settings
 from tests.support.servers import unique_name
 
@@ -81,3 +82,22 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[EventBus]:
         redis = await RedisEventBus.open(settings)
         yield redis
         await redis.close()
+
+
+@pytest.fixture(params=["sqlite", "mongo"])
+async def schedule_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ScheduleStore]:
+    """A fresh, empty schedule store of each kind."""
+    if request.param == "sqlite":
+        from core.backends.store.sqlite_schedules import SqliteScheduleStore
+
+        db = SqliteDatabase(tmp_path / "jobpulse.sqlite3")
+        yield SqliteScheduleStore(db)
+        await db.close()
+    else:
+        from pymongo import AsyncMongoClient
+
+        from core.backends.store.mongo_schedules import MongoScheduleStore
+
+        client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(request.getfixturevalue("mongo_url"))
+        yield await MongoScheduleStore.open(client, request.getfixturevalue("mongo_database"))
+        await client.close()

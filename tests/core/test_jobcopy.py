@@ -46,6 +46,7 @@ FULL = Job(
     flow_id="f",
     expires_in_seconds=60,
     expires_at=AT + timedelta(seconds=7),
+    schedule_id="a-schedule",
 )
 
 

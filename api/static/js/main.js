@@ -5,6 +5,7 @@ import { clear, h } from "./dom.js";
 import { FlowView } from "./flow.js";
 import { JobView } from "./job.js";
 import { JobsView } from "./jobs.js";
+import { SchedulesView } from "./schedules.js";
 import { StatsView } from "./stats.js";
 import { SubmitView } from "./submit.js";
 import { WorkersView } from "./workers.js";
@@ -173,6 +174,9 @@ function route() {
   } else if (path === "/workers" && session.isAdmin) {
     view = new WorkersView(session);
     name = "workers";
+  } else if (path === "/schedules") {
+    view = new SchedulesView(session);
+    name = "schedules";
   } else if (path === "/stats" && session.isAdmin) {
     view = new StatsView(session);
     name = "stats";

@@ -34,7 +34,7 @@ function normalise(schema, root) {
 const SCALARS = new Set(["string", "integer", "number", "boolean"]);
 
 /** One input for one payload property; `read()` returns [present, value] or throws a message. */
-function fieldFor(name, raw, root, required) {
+export function fieldFor(name, raw, root, required) {
   const [schema, nullable] = normalise(raw, root);
   const id = `field-${name}`;
   const label = schema.title || (name.charAt(0).toUpperCase() + name.slice(1)).replaceAll("_", " ");

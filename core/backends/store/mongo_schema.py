@@ -27,6 +27,12 @@ JOB_INDEXES = [
     IndexModel([("status", ASCENDING), *_NEWEST], name="status_created"),
     IndexModel([("type", ASCENDING), ("status", ASCENDING), *_NEWEST], name="type_status_created"),
     IndexModel(_NEWEST, name="created"),
+    # A schedule's jobs (JobFilter.scheduleId); only jobs a schedule submitted are in it.
+    IndexModel(
+        [("schedule_id", ASCENDING), *_NEWEST],
+        name="schedule_created",
+        partialFilterExpression={"schedule_id": {"$type": "string"}},
+    ),
     # One live holder per owner + idempotency key: what makes concurrent submissions race-free.
     IndexModel(
         [("idem", ASCENDING)],

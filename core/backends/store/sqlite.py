@@ -99,6 +99,9 @@ def _filter_sql(filter: JobFilter) -> tuple[str, list[Any]]:
     if filter.created_before is not None:
         clauses.append("created_us < ?")
         params.append(to_micros(filter.created_before))
+    if filter.schedule_id is not None:
+        clauses.append("json_extract(CAST(doc AS TEXT), '$.schedule_id') = ?")
+        params.append(filter.schedule_id)
     return (" AND ".join(clauses) or "1"), params
 
 
