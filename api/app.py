@@ -13,11 +13,10 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from api.auth import Authenticator
 from api.dashboard import dashboard_routes
-from api.fast.http import fast_path_middleware
 from api.health import healthz, readyz
 from api.metrics import JobMetrics, metrics_routes
 from api.middleware import EdgeMiddleware
-from api.schema import build_schema
+from api.schema import JobpulseSchema, build_schema
 from api.view import GraphQLView
 from core.backends import open_backends
 from core.jobtypes import JobTypeRegistry
@@ -51,6 +50,15 @@ async def _stop(tasks: list[asyncio.Task[None]], stop: asyncio.Event, grace_seco
                 await task
             except Exception:
                 log.exception("background task failed", task=task.get_name())
+
+
+def _fast_path(view: GraphQLView, schema: JobpulseSchema, authenticator: Authenticator) -> list[Middleware]:
+    """``api.fast.http``'s middleware for a schema with the fast paths (see ``fast_path_middleware``)."""
+    if not schema.fast_paths:
+        return []
+    from api.fast.http import fast_path_middleware  # only where the fast paths run: see build_schema
+
+    return fast_path_middleware(view, schema, authenticator)
 
 
 def create_app(
@@ -112,7 +120,7 @@ def create_app(
                 subscriptions=metrics.subscriptions_open,
                 max_bytes=settings.max_request_bytes,
             ),
-            *fast_path_middleware(view, schema, authenticator),
+            *_fast_path(view, schema, authenticator),
         ],
         lifespan=lifespan,
     )
