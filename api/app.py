@@ -84,7 +84,13 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_backends(settings) as backends:
             service = JobService(
-                backends.store, backends.queue, backends.bus, registry, settings, blobs=backends.blobs
+                backends.store,
+                backends.queue,
+                backends.bus,
+                registry,
+                settings,
+                blobs=backends.blobs,
+                transaction=backends.transaction,
             )
             metrics.install(service)
             await backends.queue.ensure_queues([t.name for t in registry if not t.external])

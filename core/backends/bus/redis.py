@@ -15,8 +15,8 @@ truth).
 
 Publishes go out through a ``GroupCommit``: those made while a pipeline is in flight share the
 next one, in the order they were made. One connection serves any number of concurrent
-publishers (with a connection each, a burst of more than the pool's 100 failed with "Too many
-connections" and those events never reached their subscribers), and a job's events leave in
+publishers (with a connection each, a burst larger than the connection pool failed with "Too
+many connections" and those events never reached their subscribers), and a job's events leave in
 version order.
 """
 
@@ -36,7 +36,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import RedisError
 
-from core.backends.bus.fanout import Fanout, FanoutSubscription
+from core.backends.bus.fanout import Fanout, FanoutSubscription, Subscribing
 from core.backends.bus.hiredis_buffer import buffered_replies
 from core.backends.bus.local import event_topics
 from core.backends.codec import dumps, event_from_dict, event_to_dict, loads
@@ -164,7 +164,15 @@ class RedisEventBus:
 
     # -- subscribing ------------------------------------------------------------------------
     def subscribe(self, topics: Sequence[str]) -> AbstractAsyncContextManager[BusSubscription]:
-        return _Subscribing(self, FanoutSubscription(topics))
+        return Subscribing(self.fanout, FanoutSubscription(topics), self)
+
+    async def joined(self, subscription: FanoutSubscription) -> None:
+        """``SubscriptionHooks``: wait until Redis confirmed the subscription's channels."""
+        await self._confirm([self._channel(t) for t in subscription.topics])
+
+    async def left(self, topics: list[str]) -> None:
+        """``SubscriptionHooks``: UNSUBSCRIBE the channels nobody here listens to any more."""
+        await self._unsubscribe(topics)
 
     async def _send_subscribe(self, pubsub: PubSub, channels: list[str]) -> None:
         """SUBSCRIBE the channels not subscribed yet; each gets a confirmation to wait for."""
@@ -317,28 +325,6 @@ class RedisEventBus:
         self.fanout.deliver(topic, bus_message)
 
 
-class _Subscribing:
-    """``subscribe``'s context: registered and confirmed on entry, released on exit. One small
-    object for the subscription's life (a generator-based one keeps a generator and its frame)."""
-
-    __slots__ = ("_bus", "_subscription")
-
-    def __init__(self, bus: RedisEventBus, subscription: FanoutSubscription) -> None:
-        self._bus = bus
-        self._subscription = subscription
-
-    async def __aenter__(self) -> BusSubscription:
-        bus, subscription = self._bus, self._subscription
-        bus.fanout.add(subscription)
-        try:
-            await bus._confirm([bus._channel(t) for t in subscription.topics])
-        except BaseException:
-            await bus._unsubscribe(bus.fanout.remove(subscription))
-            raise
-        return subscription
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self._bus._unsubscribe(self._bus.fanout.remove(self._subscription))
 
 
 def _text(value: bytes | str) -> str:
