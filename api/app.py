@@ -16,7 +16,9 @@ from api.dashboard import dashboard_routes
 from api.health import healthz, readyz
 from api.metrics import JobMetrics, metrics_routes
 from api.middleware import EdgeMiddleware
-from api.schema import JobpulseSchema, build_schema
+from api.multipart import fast_path_beside_multipart
+from api.rest import rest_routes
+from api.schema import build_schema
 from api.view import GraphQLView
 from core.backends import open_backends
 from core.jobtypes import JobTypeRegistry
@@ -50,15 +52,6 @@ async def _stop(tasks: list[asyncio.Task[None]], stop: asyncio.Event, grace_seco
                 await task
             except Exception:
                 log.exception("background task failed", task=task.get_name())
-
-
-def _fast_path(view: GraphQLView, schema: JobpulseSchema, authenticator: Authenticator) -> list[Middleware]:
-    """``api.fast.http``'s middleware for a schema with the fast paths (see ``fast_path_middleware``)."""
-    if not schema.fast_paths:
-        return []
-    from api.fast.http import fast_path_middleware  # only where the fast paths run: see build_schema
-
-    return fast_path_middleware(view, schema, authenticator)
 
 
 def create_app(
@@ -112,8 +105,10 @@ def create_app(
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/health", healthz, methods=["GET"]),
         Route("/graphql", view),
         WebSocketRoute("/graphql", view),
+        *rest_routes(),
         *extra_routes,
         *metrics_routes(metrics, settings.metrics_token),
         *dashboard_routes(),
@@ -126,7 +121,7 @@ def create_app(
                 subscriptions=metrics.subscriptions_open,
                 max_bytes=settings.max_request_bytes,
             ),
-            *_fast_path(view, schema, authenticator),
+            *fast_path_beside_multipart(view, schema, authenticator),
         ],
         lifespan=lifespan,
     )

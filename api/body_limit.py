@@ -26,10 +26,10 @@ async def limited(
         try:
             length = int(declared)
         except ValueError:
-            await body_refusal(400, "invalid Content-Length")(scope, receive, send)
+            await body_refusal(400, "invalid Content-Length", scope["path"])(scope, receive, send)
             return
         if length > limit:
-            await body_refusal(413, too_large)(scope, receive, send)
+            await body_refusal(413, too_large, scope["path"])(scope, receive, send)
             return
         # The server delivers exactly the declared length: nothing to count.
         await app(scope, receive, send)
@@ -58,4 +58,4 @@ async def limited(
     except _BodyTooLargeError:
         if started:
             raise
-        await body_refusal(413, too_large)(scope, receive, send)
+        await body_refusal(413, too_large, scope["path"])(scope, receive, send)

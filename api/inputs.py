@@ -7,11 +7,16 @@ from datetime import UTC, datetime
 import strawberry
 
 from api.scalars import JSON
-from core.models import JobStatus
+from core.models import DependencyFailure, JobStatus
 from core.ports import JobFilter
 from core.service import SubmitRequest
 
 __all__ = ["JobFilterInput", "SubmitJobInput"]
+
+strawberry.enum(
+    DependencyFailure,
+    description="what a job does when a dependency ends FAILED or CANCELLED: FAIL (default) or RUN anyway",
+)
 
 
 @strawberry.input
@@ -27,6 +32,14 @@ class SubmitJobInput:
     idempotency_key: str | None = strawberry.field(
         default=None, description="same owner + key within 24 h returns the first job, no new one"
     )
+    depends_on: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="jobs of the same owner it waits for (WAITING until they are final)"
+    )
+    on_dependency_failure: DependencyFailure | None = DependencyFailure.FAIL
+    expires_in_seconds: int | None = strawberry.field(
+        default=None,
+        description='not started within this many seconds of becoming due: CANCELLED, error "expired"',
+    )
 
     def to_request(self) -> SubmitRequest:
         """The service's request (the one translation of a submit input, on every path)."""
@@ -38,6 +51,9 @@ class SubmitJobInput:
             max_attempts=self.max_attempts,
             timeout_seconds=self.timeout_seconds,
             idempotency_key=self.idempotency_key,
+            depends_on=tuple(str(d) for d in self.depends_on or ()),
+            on_dependency_failure=DependencyFailure(self.on_dependency_failure or DependencyFailure.FAIL),
+            expires_in_seconds=self.expires_in_seconds,
         )
 
 

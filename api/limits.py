@@ -164,8 +164,11 @@ def limit_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     ]
 
 
-def body_refusal(status: int, message: str) -> JSONResponse:
-    """The answer to a request body over the limit (413) or with an invalid length (400)."""
+def body_refusal(status: int, message: str, path: str = "") -> JSONResponse:
+    """The answer to a request body over the limit (413) or with an invalid length (400): GraphQL's
+    shape, or the REST routes' (``{"error": ...}``) for a ``path`` under ``/api/``."""
     code = "PAYLOAD_TOO_LARGE" if status == 413 else "BAD_REQUEST"
+    if path.startswith("/api/"):
+        return JSONResponse({"error": {"code": code, "message": message, "field": None}}, status_code=status)
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
     return JSONResponse(body, status_code=status)

@@ -6,7 +6,9 @@ import strawberry
 
 from api.context import Info
 from api.fields import described_field
+from api.flows import FlowQueries
 from api.inputs import JobFilterInput
+from api.operations import OperationsQuery
 from api.pagination import JobConnection
 from api.stats import JobStats
 from api.streams import RESYNC_WINDOW_MICROS
@@ -19,7 +21,7 @@ __all__ = ["Query"]
 
 
 @strawberry.type
-class Query:
+class Query(OperationsQuery, FlowQueries):
     @described_field("the job, or null if it does not exist or is not yours")
     async def job(self, info: Info, id: strawberry.ID) -> JobNode | None:
         job = await info.context.service.get(info.context.principal, str(id))

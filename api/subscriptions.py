@@ -9,6 +9,7 @@ import strawberry
 
 from api.context import Info
 from api.fields import described_subscription
+from api.flows import FlowSubscriptions
 from api.streams import job_event_feed, job_updates
 from api.types import JobEventNode, JobNode
 
@@ -16,7 +17,7 @@ __all__ = ["Subscription"]
 
 
 @strawberry.type
-class Subscription:
+class Subscription(FlowSubscriptions):
     @described_subscription(
         "Emits the job as it is now, then every change in version order; "
         "completes after emitting a terminal status (COMPLETED, FAILED, CANCELLED)."

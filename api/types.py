@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 import structlog
 
 from api.context import Info
 from api.fields import described_field
+from api.job_attempts import JobAttemptNode, job_attempts, job_estimated_completion
 from api.scalars import JSON
 from core.cursors import EventCursor
 from core.errors import BackendError, UserFacingError, ValidationError
@@ -30,6 +31,9 @@ __all__ = [
     "LogLevel",
     "UserError",
 ]
+
+if TYPE_CHECKING:
+    from api.flows import FlowNode
 
 MAX_LOG_LINES = 1000
 
@@ -151,6 +155,30 @@ class JobNode:
     async def payload_url(self, info: Info) -> str | None:
         return await info.context.service.blobs.url(await self._stored_payload(info))
 
+    @described_field("the jobs it waits for (or waited for)")
+    async def depends_on(self, info: Info) -> list[JobNode]:
+        from api.flows import dependencies_of
+
+        return await dependencies_of(info, self.source)
+
+    @described_field("the jobs that wait for it")
+    async def dependents(self, info: Info) -> list[JobNode]:
+        from api.flows import dependents_of
+
+        return await dependents_of(info, self.source)
+
+    @described_field("the flow it belongs to, if any")
+    async def flow(self, info: Info) -> Annotated[FlowNode, strawberry.lazy("api.flows")] | None:
+        from api.flows import flow_of
+
+        return await flow_of(info, self.source)
+
+    @described_field("{id: result} of its direct COMPLETED dependencies; handlers get the same")
+    async def dependency_results(self, info: Info) -> JSON | None:
+        from api.flows import dependency_results_of
+
+        return await dependency_results_of(info, self.source)
+
     @described_field("the newest log lines, oldest first")
     async def logs(self, info: Info, last: int | None = 100) -> list[JobLogNode]:
         last = 100 if last is None else last
@@ -160,6 +188,17 @@ class JobNode:
             return []
         events = await info.context.service.store.list_logs(self.source.id, last)
         return [JobLogNode.of(event) for event in events]
+
+    @described_field("one entry per attempt, oldest first (from the job's stored events)")
+    async def attempt_history(self, info: Info) -> list[JobAttemptNode]:
+        return await job_attempts(info, self.source)
+
+    @described_field(
+        "while PROCESSING: from this attempt's progress rate, or the type's median run time before any "
+        "progress; null otherwise"
+    )
+    async def estimated_completion(self, info: Info) -> datetime | None:
+        return await job_estimated_completion(info, self.source)
 
 
 @strawberry.type

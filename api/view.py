@@ -20,7 +20,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
 from strawberry.schema import BaseSchema
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, MULTIPART_SUBSCRIPTION_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
@@ -60,7 +60,8 @@ class AuthenticatingWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
 
 class GraphQLView(GraphQL[Context, None]):
-    """``/graphql`` over HTTP and websockets (``graphql-transport-ws`` only)."""
+    """``/graphql`` over HTTP (with multipart subscriptions, see ``api.multipart``) and websockets
+    (``graphql-transport-ws`` only)."""
 
     graphql_transport_ws_handler_class = AuthenticatingWSHandler
 
@@ -68,7 +69,7 @@ class GraphQLView(GraphQL[Context, None]):
         super().__init__(
             schema,
             graphql_ide="graphiql",
-            subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+            subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL, MULTIPART_SUBSCRIPTION_PROTOCOL],
             max_subscriptions_per_connection=100,
         )
         self.authenticator = authenticator

@@ -55,7 +55,13 @@ def _drive(
 
 
 def _exact(
-    url: str, body: dict[str, object], pid: int, connections: int, seconds: float = SECONDS, marker: str = ""
+    url: str,
+    body: dict[str, object],
+    pid: int,
+    connections: int,
+    seconds: float = SECONDS,
+    marker: str = "",
+    status: int = 200,
 ) -> WrkResult:
     """Like ``_drive`` but with exact per-request percentiles (``bench/httpload.py``, no CO correction)."""
     with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as f:
@@ -80,6 +86,8 @@ def _exact(
             TOKEN,
             "--marker",
             marker,
+            "--status",
+            str(status),
         ]
         client = Proc(f"httpload-{os.getpid()}", args, stdout=subprocess.PIPE)
         meter = CpuMeter(server=pid).start()

@@ -30,6 +30,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     marker = args.marker.encode()
+    expected = f"HTTP/1.1 {args.status}".encode()
     latencies: list[float] = []
     counts = {"bad": 0, "requests": 0}
     sample: list[str] = []
@@ -52,7 +53,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 continue
             counts["requests"] += 1
             latencies.append((done - sent) * 1000)
-            if not head.startswith(b"HTTP/1.1 200") or marker not in answer:
+            if not head.startswith(expected) or marker not in answer:
                 counts["bad"] += 1
                 if not sample:
                     sample.append((head[:20] + answer[:200]).decode(errors="replace"))
@@ -80,6 +81,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--token", required=True)
     parser.add_argument("--marker", default="")
+    parser.add_argument("--status", type=int, default=200, help="the status every answer must have")
     args = parser.parse_args()
     with open(args.body, "rb") as f:
         args.body_bytes = f.read()

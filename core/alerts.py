@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import httpx
 import structlog
 
+from core.alerts_operations import OperationsAlerts
 from core.errors import BackendUnavailableError
 from core.models import JobEvent, JobEventKind, JSONObject, JSONValue, utcnow
 from core.service import JobService
@@ -120,6 +121,8 @@ class Alerter:
         self._last: dict[tuple[str, str], float] = {}  # (condition, type) → when it last alerted
         self._held: dict[tuple[str, str], int] = {}  # alerts held back since then
         self._outbox: asyncio.Queue[Alert] = asyncio.Queue(OUTBOX_SIZE)
+        #: worker LOST, queue depth and slow runs (core/alerts_operations.py)
+        self.operations = OperationsAlerts(self)
 
     # -- deciding ---------------------------------------------------------------------------
     def on_event(self, event: JobEvent) -> None:
@@ -129,6 +132,7 @@ class Alerter:
                 self._dead_letter(event)
             if event.kind in (JobEventKind.COMPLETED, JobEventKind.FAILED):
                 self._finished(event.type, event.kind is JobEventKind.FAILED)
+            self.operations.on_event(event)
         except Exception:
             log.exception("alert not decided", job_id=event.job_id)
 
@@ -180,13 +184,15 @@ class Alerter:
             )
 
     async def check_queues(self) -> None:
-        """Alert for each job type whose oldest waiting message is older than the threshold."""
+        """Alert for each job type whose oldest waiting message is older than the threshold (or
+        whose queue is deeper than ``alert_queue_depth``)."""
         threshold = self.settings.alert_queue_age_seconds
-        if threshold is None:
+        if threshold is None and self.settings.alert_queue_depth is None:
             return
         types = [t.name for t in self.service.registry if not t.external]
         for type, depth in (await self.service.queue.depths(types)).items():
-            if depth.oldest_age_seconds > threshold:
+            self.operations.check_depth(type, depth)
+            if threshold is not None and depth.oldest_age_seconds > threshold:
                 self.raise_alert(
                     Alert(
                         "queue_age",
@@ -255,6 +261,10 @@ class Alerter:
                 log.warning("queue ages not checked; trying again next round", error=str(exc))
             except Exception:
                 log.exception("queue ages not checked; trying again next round")
+            try:
+                await self.operations.check_workers()
+            except Exception as exc:
+                log.warning("workers not checked; trying again next round", error=str(exc))
             with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
 

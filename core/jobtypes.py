@@ -59,6 +59,10 @@ class JobContext(Protocol):
     async def log(self, message: str, level: LogLevel = LogLevel.INFO) -> None:
         """Append a log line to the job, visible live to subscribers."""
 
+    async def dependency_results(self) -> dict[str, JSONValue]:
+        """``{job id: result}`` of this job's direct COMPLETED dependencies (``dependsOn``, a flow's
+        ``after``); empty for a job without dependencies. Large results come back whole."""
+
 
 Handler = Callable[[JobContext, P], Awaitable[JSONValue]]
 

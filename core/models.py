@@ -20,6 +20,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "Claim",
     "ClaimDecision",
+    "DependencyFailure",
     "JSONObject",
     "JSONValue",
     "Job",
@@ -44,6 +45,15 @@ class JobStatus(enum.StrEnum):
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    #: on no queue yet: it waits for its dependencies (``waiting_for``), then becomes PENDING
+    WAITING = "WAITING"
+
+
+class DependencyFailure(enum.StrEnum):
+    """What a dependent does when a dependency ends FAILED or CANCELLED."""
+
+    FAIL = "FAIL"  # it ends FAILED too ("dependency <id> <STATUS>"), and so on down the graph
+    RUN = "RUN"  # it runs anyway
 
 
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
@@ -112,6 +122,14 @@ class Job:
     lease_owner: str | None = None
     lease_until: datetime | None = None
     enqueued_at: datetime | None = None
+    # Workflows (DESIGN.md §6): the jobs it depends on, those it still waits for, and its policy.
+    depends_on: tuple[JobId, ...] = ()
+    waiting_for: tuple[JobId, ...] = ()
+    on_dependency_failure: DependencyFailure = DependencyFailure.FAIL
+    flow_id: str | None = None
+    #: ``expiresInSeconds``: it must start within this long of becoming due, else CANCELLED "expired"
+    expires_in_seconds: int | None = None
+    expires_at: datetime | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -133,6 +151,8 @@ class Job:
                 return ClaimDecision.CANCEL
             if self.run_at is not None and self.run_at > now:
                 return ClaimDecision.NOT_YET
+            if self.is_expired(now):
+                return ClaimDecision.CANCEL
             return ClaimDecision.RUN
         if self.status is JobStatus.PROCESSING and self.lease_until is not None and self.lease_until <= now:
             # The previous worker died (or stalled) holding the lease.
@@ -142,6 +162,10 @@ class Job:
                 return ClaimDecision.FAIL
             return ClaimDecision.RUN
         return ClaimDecision.DROP
+
+    def is_expired(self, now: datetime) -> bool:
+        """Never started, and its ``expires_at`` has passed (``expiresInSeconds``)."""
+        return self.attempts == 0 and self.expires_at is not None and self.expires_at <= now
 
     def claimed(self, worker_id: str, now: datetime, lease_seconds: float) -> Job:
         """PENDING (or PROCESSING with an expired lease) → PROCESSING under ``worker_id``."""
@@ -247,7 +271,10 @@ class Job:
         return self._next(now, cancel_requested=True)
 
     def cancelled(self, now: datetime) -> Job:
-        """PENDING (or PROCESSING whose worker stopped the handler) → CANCELLED."""
+        """WAITING, PENDING (or PROCESSING whose worker stopped the handler) → CANCELLED.
+
+        A job that was never started and whose ``expires_at`` has passed is cancelled "expired".
+        """
         if self.is_terminal:
             raise InvalidStateError(
                 f"job {self.id} is already {self.status}; only unfinished jobs can be cancelled"
@@ -255,6 +282,7 @@ class Job:
         return self._next(
             now,
             status=JobStatus.CANCELLED,
+            error="expired" if self.status is JobStatus.PENDING and self.is_expired(now) else self.error,
             completed_at=now,
             lease_owner=None,
             lease_until=None,
@@ -279,7 +307,49 @@ class Job:
             completed_at=None,
             cancel_requested=False,
             enqueued_at=None,
+            expires_at=self._expiry(now),
         )
+
+    # -- dependencies (DESIGN.md §6) ----------------------------------------------------------
+    def _expiry(self, due: datetime) -> datetime | None:
+        if self.expires_in_seconds is None:
+            return None
+        start = max(due, self.run_at) if self.run_at is not None else due
+        return start + timedelta(seconds=self.expires_in_seconds)
+
+    def dependency_settled(self, dependency: JobId, status: JobStatus, now: datetime) -> Job | None:
+        """A dependency reached the final ``status``: what this job becomes (``None``: no change).
+
+        It stops waiting for it; a FAILED or CANCELLED one fails this job under the ``FAIL`` policy;
+        with nothing left to wait for, WAITING → PENDING (not yet sent: ``enqueued_at`` is unset).
+        """
+        if self.status is not JobStatus.WAITING or dependency not in self.waiting_for:
+            return None
+        if status not in TERMINAL_STATUSES:
+            return None
+        remaining = tuple(d for d in self.waiting_for if d != dependency)
+        if status is not JobStatus.COMPLETED and self.on_dependency_failure is DependencyFailure.FAIL:
+            return self._next(
+                now,
+                status=JobStatus.FAILED,
+                waiting_for=remaining,
+                error=f"dependency {dependency} {status.value}",
+                completed_at=now,
+            )
+        if remaining:
+            return self._next(now, waiting_for=remaining)
+        return replace(self, waiting_for=()).released_to_queue(now)
+
+    def released_to_queue(self, now: datetime) -> Job:
+        """WAITING with nothing left to wait for → PENDING, to be sent (DESIGN.md §2's path)."""
+        if self.status is not JobStatus.WAITING or self.waiting_for:
+            raise InvalidStateError(f"job {self.id} is {self.status} and waits for {len(self.waiting_for)}")
+        return self._next(now, status=JobStatus.PENDING, enqueued_at=None, expires_at=self._expiry(now))
+
+    def waiting_again(self, now: datetime, waiting_for: tuple[JobId, ...]) -> Job:
+        """FAILED or CANCELLED → WAITING for ``waiting_for`` (a flow retried: its dependencies rerun)."""
+        retried = self.retried(now)
+        return replace(retried, status=JobStatus.WAITING, waiting_for=waiting_for, expires_at=None)
 
 
 class ClaimDecision(enum.Enum):

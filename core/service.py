@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
 
+from core.backends import flow_store_for
 from core.blobs import BlobStore
 from core.cursors import JobCursor
 from core.errors import BackendUnavailableError, InvalidStateError, JobNotFoundError
+from core.flows import Flows
 from core.jobtypes import JobTypeRegistry
 from core.models import Job, JobEvent, JobEventKind, JobId, JobStatus, LogLevel, Principal, utcnow
 from core.ports import (
@@ -80,6 +83,8 @@ class JobService(SubmitSide, WorkerSide):
         super().__init__(
             store, queue, bus, registry, settings, clock=clock, blobs=blobs, transaction=transaction
         )
+        with suppress(TypeError):  # a store with no flow store beside it keeps no dependencies
+            self.flows = Flows(self, flow_store_for(store))
 
     # -- reading --------------------------------------------------------------------------
     async def get(self, principal: Principal, job_id: JobId) -> Job | None:

@@ -54,6 +54,8 @@ class SubmitSide(WritePath):
         item's answer. Refusals happen before, on the caller's own input; a failed store call
         fails only the submissions of its batch.
         """
+        if request.depends_on and self.flows is not None:
+            return await self.flows.submit_dependent(principal, request)  # WAITING (core.flows)
         now = self.clock()
         original = new_job(self.registry, self.settings, principal.subject, request, now, next_job_id())
         job = await self._offload_payload(original)
@@ -116,6 +118,12 @@ class SubmitSide(WritePath):
         valid: list[tuple[int, Job]] = []
         ids = new_job_ids(len(requests))
         for request, job_id in zip(requests, ids, strict=True):
+            if request.depends_on and self.flows is not None:  # goes in on its own (core.flows)
+                try:
+                    answers.append(await self.flows.submit_dependent(principal, request))
+                except UserFacingError as exc:
+                    answers.append(exc)
+                continue
             try:
                 job = new_job(self.registry, self.settings, principal.subject, request, self.clock(), job_id)
             except UserFacingError as exc:

@@ -179,7 +179,8 @@ class WorkerSide(WritePath):
                 return new, JobEvent.of(new, JobEventKind.STARTED, message)
             if decision[0] is ClaimDecision.CANCEL:
                 new = job.cancelled(now)
-                return new, JobEvent.of(new, JobEventKind.CANCELLED, "cancelled while its worker was lost")
+                why = "expired" if new.error == "expired" else "cancelled while its worker was lost"
+                return new, JobEvent.of(new, JobEventKind.CANCELLED, why)
             if decision[0] is ClaimDecision.FAIL:
                 new = job.failed(
                     now, f"worker lost during the last attempt ({job.attempts} of {job.max_attempts})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -29,7 +30,9 @@ class Settings(BaseSettings):
     sqs_create_queues: bool = True  # false: only verify that the queues exist
     redis_url: str | None = None
     redis_channel_prefix: str = "jobpulse:"
-    retention_days: float | None = None  # finished jobs and their events expire after this (MongoDB TTL)
+    #: finished jobs, their events and logs are deleted this many days after they finished (both
+    #: stores; MongoDB also by TTL); 0 or unset: kept forever
+    retention_days: float | None = Field(default=30.0, ge=0)
 
     # Auth.
     api_keys: str | None = None  # "token=subject:role,…"
@@ -49,6 +52,8 @@ class Settings(BaseSettings):
     wait_time_seconds: float = Field(default=20, ge=0, le=20)
     max_messages: int = Field(default=10, ge=1, le=10)
     shutdown_grace_seconds: float = Field(default=30, ge=0)
+    #: workers write their registry record this often; silent for 3 intervals: LOST
+    worker_heartbeat_seconds: float = Field(default=10.0, gt=0)
     backoff_base_seconds: float = Field(default=2.0, ge=0)
     backoff_max_seconds: float = Field(default=3600.0, ge=0)
     job_modules: str = ""  # extra modules that register job types, comma-separated
@@ -58,6 +63,12 @@ class Settings(BaseSettings):
     # Sweeper: PENDING jobs never sent (or due) are sent by any process running it.
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
     sweep_grace_seconds: float = Field(default=10.0, ge=0)
+
+    # Operations (issue 15): stats per minute (each process flushes its counts this often) and
+    # retention (every process deletes expired jobs, a batch per write, this often).
+    stats_flush_seconds: float = Field(default=5.0, gt=0)
+    retention_interval_seconds: float = Field(default=60.0, gt=0)
+    retention_batch: int = Field(default=200, ge=1)
 
     # Limits.
     max_payload_bytes: int = Field(default=262_144, gt=0)
@@ -96,11 +107,15 @@ class Settings(BaseSettings):
     alert_min_samples: int = Field(default=20, ge=1)
     alert_queue_age_seconds: float | None = Field(default=None, gt=0)  # unset: off
     alert_check_interval_seconds: float = Field(default=30.0, gt=0)
+    alert_queue_depth: int | None = Field(default=None, ge=0)  # waiting in a queue; unset: off
+    alert_slow_seconds: float | None = Field(default=None, gt=0)  # a type's p95 run time; unset: off
 
     # Serving.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
+    #: how long ``serve``, ``api`` and ``worker`` wait for a backend that is down at start, then exit 2
+    startup_timeout: float = Field(default=30.0, ge=0)
     log_format: str = "auto"  # auto | json | console
 
     @property
@@ -110,6 +125,11 @@ class Settings(BaseSettings):
     @property
     def s3_read_bucket_names(self) -> list[str]:
         return [name.strip() for name in self.s3_read_buckets.split(",") if name.strip()]
+
+    @property
+    def retention(self) -> timedelta | None:
+        """How long finished jobs are kept; ``None``: forever."""
+        return timedelta(days=self.retention_days) if self.retention_days else None
 
     @property
     def database_path(self) -> Path:

@@ -14,7 +14,7 @@ from core.blobs import LargeValues
 from core.errors import PayloadTooLargeError, ValidationError
 from core.jobcopy import copy_job
 from core.jobtypes import JobTypeRegistry
-from core.models import Job, JobEvent, JobEventKind, JobId, JSONValue, new_job_id
+from core.models import DependencyFailure, Job, JobEvent, JobEventKind, JobId, JSONValue, new_job_id
 from core.settings import Settings
 
 __all__ = [
@@ -52,6 +52,10 @@ class SubmitRequest:
     max_attempts: int | None = None
     timeout_seconds: int | None = None
     idempotency_key: str | None = None
+    #: ids of existing jobs of the same owner it waits for (``core.dependencies``)
+    depends_on: tuple[JobId, ...] = ()
+    on_dependency_failure: DependencyFailure = DependencyFailure.FAIL
+    expires_in_seconds: int | None = None
 
 
 def check_range(field: str, value: float, low: float, high: float) -> None:
@@ -149,6 +153,10 @@ def new_job(
         raise ValidationError(
             f"idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY} characters", field="idempotencyKey"
         )
+    expires = request.expires_in_seconds
+    if expires is not None:
+        check_range("expiresInSeconds", expires, 1, MAX_DELAY_SECONDS)
+    run_at = now + timedelta(seconds=request.delay_seconds) if request.delay_seconds else None
     return Job(
         id=job_id if job_id is not None else new_job_id(),
         type=job_type.name,
@@ -160,5 +168,8 @@ def new_job(
         idempotency_key=key,
         created_at=now,
         updated_at=now,
-        run_at=now + timedelta(seconds=request.delay_seconds) if request.delay_seconds else None,
+        run_at=run_at,
+        on_dependency_failure=request.on_dependency_failure,
+        expires_in_seconds=expires,
+        expires_at=None if expires is None else (run_at or now) + timedelta(seconds=expires),
     )

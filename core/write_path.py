@@ -14,14 +14,14 @@ import asyncio
 import enum
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 
 from core.blobs import BlobStore, LargeValues
 from core.errors import BackendUnavailableError, ConflictError, JobNotFoundError
 from core.jobtypes import JobTypeRegistry
-from core.models import Job, JobEvent, JobId, utcnow
+from core.models import Job, JobEvent, JobEventKind, JobId, utcnow
 from core.ports import Delivery, EventBus, JobQueue, JobStore, TransactionalStore
 from core.settings import Settings
 
@@ -35,7 +35,13 @@ __all__ = [
     "shielded",
 ]
 
+if TYPE_CHECKING:
+    from core.flows import Flows
+
 log = structlog.get_logger("jobpulse.service")
+
+#: the events of a write that ends a job
+_FINISHING = frozenset({JobEventKind.COMPLETED, JobEventKind.FAILED, JobEventKind.CANCELLED})
 
 T = TypeVar("T")
 
@@ -83,6 +89,8 @@ class WritePath:
         self.settings = settings
         self.clock = clock
         self.listeners: list[EventListener] = []
+        #: dependencies and flows (``core.flows``, set by ``JobService``); ``None``: none kept
+        self.flows: Flows | None = None
         #: the store, when it reads, decides, writes and acks in one transaction (``Backends.transaction``)
         self.transaction = transaction
         #: large payloads and results kept in ``blobs`` (references in the job); see core/blobs.py
@@ -102,6 +110,8 @@ class WritePath:
         except BackendUnavailableError as exc:
             # The event is stored; subscribers resync from the store when the bus is back.
             log.warning("event not published", job_id=event.job_id, version=event.version, error=str(exc))
+        if self.flows is not None and event.kind in _FINISHING and event.job.is_terminal:
+            await self.flows.finished(event.job)  # release its dependents (DESIGN.md §6)
 
     async def _publish_all(self, events: Sequence[JobEvent]) -> None:
         for event in events:

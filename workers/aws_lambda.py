@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
 from core.backends import open_backends
 from core.errors import BackendUnavailableError, ConfigurationError
@@ -43,8 +44,10 @@ from core.gc_tuning import tune_gc
 from core.logs import configure_logging
 from core.models import Job, JobId
 from core.ports import Delivery, JobQueue, QueueDepth, QueueRecords
+from core.redact import settings_problem
 from core.service import JobService
 from core.settings import Settings
+from core.tracing import configure_tracing, tracing_listener
 from workers.external import settle_external
 from workers.registry import load_registry
 from workers.runtime import Worker
@@ -134,7 +137,11 @@ def container() -> Container:
     """This execution environment's backends, service and event loop (built on first use)."""
     global _container
     if _container is None:
-        _container = _build(Settings())
+        try:
+            settings = Settings()
+        except ValidationError as exc:  # one line in the invocation error, no pydantic wall
+            raise ConfigurationError(f"invalid configuration: {settings_problem(exc)}") from None
+        _container = _build(settings)
     return _container
 
 
@@ -173,6 +180,8 @@ def _build(settings: Settings) -> Container:
     )
     name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "function")
     worker = Worker(service, worker_id=f"lambda:{name}:{secrets.token_hex(3)}")
+    if configure_tracing() and (spans := tracing_listener()) is not None:
+        service.listeners.append(spans)  # one trace per job (core/tracing.py)
     if "AWS_LAMBDA_FUNCTION_NAME" in os.environ:
         tune_gc()  # a warm container lives on: freeze what was built, fewer GC pauses (core/gc_tuning.py)
     log.info("lambda container ready", backends=backends.kinds, types=worker.types)

@@ -18,7 +18,7 @@ import structlog
 
 from core.blobs import BlobStore
 from core.errors import BackendUnavailableError, ConflictError, JobNotFoundError, LeaseLostError
-from core.models import Claim, Job, LogLevel
+from core.models import Claim, Job, JSONValue, LogLevel
 from core.service import JobService
 from core.settings import Settings
 
@@ -64,6 +64,14 @@ class WorkerContext:
     @property
     def blobs(self) -> BlobStore | None:
         return self._service.blobs.store
+
+    async def dependency_results(self) -> dict[str, JSONValue]:
+        """``{job id: result}`` of the job's direct COMPLETED dependencies (see ``JobContext``)."""
+        flows = self._service.flows
+        if flows is None or not self._current.depends_on:
+            return {}
+        stored = await flows.dependency_results(self._current)
+        return {job_id: await self._service.blobs.resolve(value) for job_id, value in stored.items()}
 
     async def progress(self, percent: float, message: str | None = None) -> None:
         """Report progress (0–100); written at most every ``PROGRESS_INTERVAL``, latest value wins."""

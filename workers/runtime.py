@@ -39,6 +39,7 @@ from core.models import ClaimDecision, JobId, JobStatus
 from core.ports import CONTROL, CancelRequested, Delivery, Resync
 from core.service import ClaimResult, JobService, MessageFate
 from workers.attempt import Attempt, Interrupt, seconds_until
+from workers.presence import WorkerPresence
 
 __all__ = ["Worker", "default_worker_id"]
 
@@ -123,6 +124,25 @@ class Worker:
         self._control_ready = asyncio.Event()
         self._unmatched_cancels: OrderedDict[JobId, bool] = OrderedDict()
         self._interrupting = False
+        self.presence: WorkerPresence | None = None
+
+    def running_job_ids(self) -> list[JobId]:
+        """The jobs this worker runs now."""
+        return list(self._running)
+
+    def _present(self, stop: asyncio.Event) -> tuple[asyncio.Task[None], asyncio.Event]:
+        """Heartbeat this worker's record in the workers registry until the returned event is set."""
+        if self.presence is None:
+            self.presence = WorkerPresence(self)
+        halt = asyncio.Event()
+        return asyncio.create_task(self.presence.run(stop, halt)), halt
+
+    async def _absent(self, presence: tuple[asyncio.Task[None], asyncio.Event], *, leave: bool) -> None:
+        task, halt = presence
+        halt.set()
+        await task
+        if self.presence is not None:
+            await (self.presence.leave() if leave else self.presence.beat())
 
     # -- the loop -----------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -133,6 +153,7 @@ class Worker:
         with structlog.contextvars.bound_contextvars(worker_id=self.worker_id):
             log.info("worker started", types=self.types, concurrency=self.concurrency, burst=self.burst)
             control = asyncio.create_task(self._watch_control())
+            presence = self._present(stop)
             try:
                 # Listen for cancel requests before claiming anything, or one could slip by.
                 await _wait_first(self._control_ready.wait(), stop.wait())
@@ -140,6 +161,7 @@ class Worker:
                 await self._receive_loop(stop)
             finally:
                 await self._shutdown()
+                await self._absent(presence, leave=True)
                 control.cancel()
                 with suppress(asyncio.CancelledError):
                     await control
@@ -152,6 +174,7 @@ class Worker:
         self._control_ready.clear()
         with structlog.contextvars.bound_contextvars(worker_id=self.worker_id):
             control = asyncio.create_task(self._watch_control())
+            presence = self._present(asyncio.Event())
             try:
                 await self._control_ready.wait()
                 for delivery in deliveries:
@@ -159,6 +182,7 @@ class Worker:
                 if self._tasks:
                     await asyncio.wait(set(self._tasks))
             finally:
+                await self._absent(presence, leave=False)  # a warm container stays listed
                 control.cancel()
                 with suppress(asyncio.CancelledError):
                     await control

@@ -26,6 +26,8 @@ async def run_sweeper(service: JobService, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             await service.sweep()
+            if service.flows is not None:
+                await service.flows.sweep()  # dependents a crash left WAITING (DESIGN.md §6)
             await watch_external_jobs(service)
         except BackendUnavailableError as exc:
             log.warning("sweep failed; trying again next round", error=str(exc))

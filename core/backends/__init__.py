@@ -19,10 +19,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from core.blobs import BlobStore
+from core.dependencies import FlowStore
 from core.ports import EventBus, JobQueue, JobStore, QueueRecords, TransactionalStore
 from core.settings import Settings
 
-__all__ = ["Backends", "open_backends"]
+__all__ = ["Backends", "flow_store_for", "open_backends"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +119,20 @@ async def open_backends(settings: Settings) -> AsyncIterator[Backends]:
             stack.push_async_callback(blobs.close)
 
         yield Backends(store, queue, bus, kinds, blobs, transaction, records)
+
+
+def flow_store_for(store: JobStore) -> FlowStore:
+    """The flow store beside ``store`` (the same SQLite file, or the same MongoDB database)."""
+    from core.backends.store.sqlite import SqliteJobStore
+
+    if isinstance(store, SqliteJobStore):
+        from core.backends.store.flows_sqlite import SqliteFlowStore
+
+        return SqliteFlowStore(store)
+    from core.backends.store.mongo import MongoJobStore
+
+    if isinstance(store, MongoJobStore):
+        from core.backends.store.flows_mongo import MongoFlowStore
+
+        return MongoFlowStore(store)
+    raise TypeError(f"no flow store for {type(store).__name__}")

@@ -11,7 +11,16 @@ from typing import Any, cast
 import orjson
 
 from core.cursors import from_micros, to_micros
-from core.models import Job, JobEvent, JobEventKind, JobStatus, JSONObject, JSONValue, LogLevel
+from core.models import (
+    DependencyFailure,
+    Job,
+    JobEvent,
+    JobEventKind,
+    JobStatus,
+    JSONObject,
+    JSONValue,
+    LogLevel,
+)
 
 __all__ = [
     "dumps",
@@ -66,7 +75,24 @@ def job_to_dict(job: Job) -> dict[str, JSONValue]:
         "cancel_requested": job.cancel_requested,
         "lease_owner": job.lease_owner,
         **{name: _micros(getattr(job, name)) for name in _TIMES},
+        **_workflow_fields(job),
     }
+
+
+def _workflow_fields(job: Job) -> dict[str, JSONValue]:
+    """The dependency, flow and expiry fields, written only by jobs that have them (a job without
+    dependencies never gains any, so an update never needs to unset them)."""
+    fields: dict[str, JSONValue] = {}
+    if job.depends_on:
+        fields["depends_on"] = list(job.depends_on)
+        fields["waiting_for"] = list(job.waiting_for)
+        fields["on_dependency_failure"] = job.on_dependency_failure.value
+    if job.flow_id is not None:
+        fields["flow_id"] = job.flow_id
+    if job.expires_in_seconds is not None:
+        fields["expires_in_seconds"] = job.expires_in_seconds
+        fields["expires_at"] = _micros(job.expires_at)
+    return fields
 
 
 def job_from_dict(data: dict[str, Any], payload: JSONObject | None) -> Job:
@@ -95,6 +121,12 @@ def job_from_dict(data: dict[str, Any], payload: JSONObject | None) -> Job:
         completed_at=_time(data["completed_at"]),
         lease_until=_time(data["lease_until"]),
         enqueued_at=_time(data["enqueued_at"]),
+        depends_on=tuple(data.get("depends_on", ())),
+        waiting_for=tuple(data.get("waiting_for", ())),
+        on_dependency_failure=DependencyFailure(data.get("on_dependency_failure", "FAIL")),
+        flow_id=data.get("flow_id"),
+        expires_in_seconds=data.get("expires_in_seconds"),
+        expires_at=_time(data.get("expires_at")),
     )
 
 

@@ -84,6 +84,37 @@ CREATE TABLE IF NOT EXISTS queue (
     dead INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS queue_ready ON queue (type, dead, priority DESC, seq);
+
+-- Operations (core/backends/store/operations_sqlite.py): retention, workers, stats per minute.
+CREATE INDEX IF NOT EXISTS jobs_completed ON jobs (completed_us) WHERE completed_us IS NOT NULL;
+CREATE TABLE IF NOT EXISTS workers (
+    id TEXT PRIMARY KEY,
+    last_seen_us INTEGER NOT NULL,
+    lost_alerted INTEGER NOT NULL DEFAULT 0,
+    doc BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS stats_minutes (
+    minute INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    doc BLOB NOT NULL,
+    PRIMARY KEY (minute, type)
+) WITHOUT ROWID;
+-- Workflows (core/backends/store/flows_sqlite.py): who depends on whom, and flow records.
+CREATE TABLE IF NOT EXISTS job_dependencies (
+    depends_on TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    PRIMARY KEY (depends_on, job_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs (updated_us) WHERE status = 'WAITING';
+CREATE TABLE IF NOT EXISTS flows (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    created_us INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    doc BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS flows_owner ON flows (owner, created_us DESC, id DESC);
+CREATE INDEX IF NOT EXISTS flows_created ON flows (created_us DESC, id DESC);
 """
 
 

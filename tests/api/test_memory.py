@@ -29,6 +29,7 @@ class FakeTrim:
 
 
 async def test_trims_once_per_wave_in_a_worker_thread() -> None:
+    """A wave of closes past the threshold trims once, off the event loop's thread."""
     trim = FakeTrim(asyncio.get_running_loop())
     releaser = MemoryReleaser(threshold=3, delay=0, trim=trim)
     releaser.closed()
@@ -42,6 +43,7 @@ async def test_trims_once_per_wave_in_a_worker_thread() -> None:
 
 
 async def test_a_wave_that_goes_on_during_a_trim_is_trimmed_again() -> None:
+    """Closes that reach the threshold again after a trim bring a second trim."""
     trim = FakeTrim(asyncio.get_running_loop())
     releaser = MemoryReleaser(threshold=2, delay=0, trim=trim)
     releaser.closed()
@@ -55,6 +57,7 @@ async def test_a_wave_that_goes_on_during_a_trim_is_trimmed_again() -> None:
 
 
 async def test_closes_count_against_what_is_still_open() -> None:
+    """Closes trigger a release only once they are at least as many as the connections still open."""
     trim = FakeTrim(asyncio.get_running_loop())
     releaser = MemoryReleaser(threshold=2, delay=0, trim=trim)
     for _ in range(10):
@@ -69,6 +72,7 @@ async def test_closes_count_against_what_is_still_open() -> None:
 
 
 async def test_the_release_collects_cyclic_garbage_even_without_malloc_trim() -> None:
+    """A release collects cyclic garbage even where there is no ``malloc_trim``."""
     class Cycle:
         def __init__(self) -> None:
             self.me = self
@@ -93,11 +97,13 @@ def weakref_to(value: object) -> weakref.ref[object]:
 
 
 def test_glibc_malloc_trim_is_found_and_runs() -> None:
+    """glibc's ``malloc_trim`` is found and can be called."""
     assert malloc_trim is not None  # this project's images and CI are glibc Linux
     assert malloc_trim(0) in (0, 1)
 
 
 async def test_closed_websockets_reach_the_views_releaser(server: Server) -> None:
+    """Closed websocket connections are counted by the GraphQL view's releaser."""
     (view,) = [r.endpoint for r in server.app.routes if isinstance(r, WebSocketRoute)]
     assert isinstance(view, GraphQLView)
     trim = FakeTrim(asyncio.get_running_loop())

@@ -26,7 +26,7 @@ from core.settings import Settings
 CONTRACT = """
 scalar JSON
 scalar DateTime
-enum JobStatus { PENDING PROCESSING COMPLETED FAILED CANCELLED }
+enum JobStatus { PENDING PROCESSING COMPLETED FAILED CANCELLED WAITING }
 enum LogLevel { DEBUG INFO WARNING ERROR }
 enum ErrorCode { VALIDATION UNKNOWN_JOB_TYPE NOT_FOUND INVALID_STATE PAYLOAD_TOO_LARGE RATE_LIMITED }
 enum JobEventKind { CREATED STARTED PROGRESS LOG RETRYING COMPLETED FAILED CANCELLED }
@@ -35,6 +35,7 @@ type Job {
   progressMessage: String attempts: Int! maxAttempts: Int! priority: Int! owner: String!
   idempotencyKey: String version: Int! createdAt: DateTime! updatedAt: DateTime! runAt: DateTime
   startedAt: DateTime completedAt: DateTime logs(last: Int = 100): [JobLog!]!
+  dependsOn: [Job!]! dependents: [Job!]! flow: Flow dependencyResults: JSON
 }
 type JobLog { at: DateTime! level: LogLevel! message: String! }
 type UserError { code: ErrorCode! message: String! field: String }
@@ -42,7 +43,20 @@ union JobResult = Job | UserError
 input SubmitJobInput {
   type: String! payload: JSON! priority: Int = 0 delaySeconds: Int = 0 maxAttempts: Int
   timeoutSeconds: Int idempotencyKey: String
+  dependsOn: [ID!] onDependencyFailure: DependencyFailure = FAIL expiresInSeconds: Int
 }
+enum DependencyFailure { FAIL RUN }
+input FlowJobInput { key: String! job: SubmitJobInput! after: [String!] }
+input SubmitFlowInput { name: String, jobs: [FlowJobInput!]! }
+enum FlowStatus { RUNNING COMPLETED FAILED CANCELLED }
+type Flow {
+  id: ID! name: String owner: String! status: FlowStatus! progress: Float! jobs: [FlowJob!]!
+  createdAt: DateTime! completedAt: DateTime
+}
+type FlowJob { key: String! job: Job! after: [String!]! }
+union FlowResult = Flow | UserError
+type FlowEdge { cursor: String! node: Flow! }
+type FlowConnection { edges: [FlowEdge!]! pageInfo: PageInfo! totalCount: Int! }
 input JobFilter {
   status: [JobStatus!] type: String owner: String createdAfter: DateTime createdBefore: DateTime
 }
@@ -62,15 +76,21 @@ type Query {
   jobs(filter: JobFilter, first: Int = 20, after: String): JobConnection!
   jobTypes: [JobType!]!
   stats: JobStats!
+  flow(id: ID!): Flow
+  flows(status: [FlowStatus!], first: Int = 20, after: String): FlowConnection!
 }
 type Mutation {
   submitJob(input: SubmitJobInput!): JobResult!
   submitJobs(inputs: [SubmitJobInput!]!): [JobResult!]!
   cancelJob(id: ID!): JobResult!
   retryJob(id: ID!): JobResult!
+  submitFlow(input: SubmitFlowInput!): FlowResult!
+  cancelFlow(id: ID!): FlowResult!
+  retryFlow(id: ID!): FlowResult!
 }
 type Subscription {
   jobUpdated(id: ID!): Job!
+  flowUpdated(id: ID!): Flow!
   jobEvents(jobId: ID, type: String, after: String): JobEvent!
 }
 """

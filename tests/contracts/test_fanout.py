@@ -22,6 +22,7 @@ def event(version: int) -> JobEvent:
 
 
 async def test_messages_come_in_order_whether_buffered_or_awaited() -> None:
+    """Messages reach the reader in the order put, whether they were buffered or it was waiting."""
     subscription = FanoutSubscription([job_topic("j1")])
     subscription.put(event(1))
     subscription.put(event(2))
@@ -37,6 +38,7 @@ async def test_messages_come_in_order_whether_buffered_or_awaited() -> None:
 
 
 async def test_a_reader_cancelled_while_waiting_leaves_the_subscription_usable() -> None:
+    """A reader cancelled while it waits leaves the subscription working for the next reader."""
     subscription = FanoutSubscription([job_topic("j1")])
     messages = aiter(subscription)
     waiting = asyncio.ensure_future(anext(messages))
@@ -49,6 +51,7 @@ async def test_a_reader_cancelled_while_waiting_leaves_the_subscription_usable()
 
 
 async def test_a_subscriber_that_falls_behind_gets_resync_instead_of_its_backlog() -> None:
+    """A subscription whose buffer overflows loses its backlog and gets ``Resync`` in its place."""
     subscription = FanoutSubscription([job_topic("j1")], limit=3)
     for version in range(1, 4):
         subscription.put(event(version))
@@ -61,6 +64,7 @@ async def test_a_subscriber_that_falls_behind_gets_resync_instead_of_its_backlog
 
 
 async def test_fanout_delivers_to_every_subscription_of_a_topic_once() -> None:
+    """Each subscription of a topic gets a message once, and only first and last subscribers change the topics."""
     fanout = Fanout()
     topic = job_topic(new_job_id())
     a, b = FanoutSubscription([topic, topic]), FanoutSubscription([topic])

@@ -66,12 +66,15 @@ async def test_long_poll_returns_a_message_sent_during_the_wait(queue: JobQueue)
     """A receive waiting on an empty queue returns a message sent meanwhile, before its wait ends."""
     await queue.ensure_queues(["noop"])
     job = make_job()
-    started = time.monotonic()
-    waiting = asyncio.create_task(queue.receive(["noop"], 10, 10, VISIBILITY))
-    await asyncio.sleep(0.3)  # let the receive start waiting: the behaviour under test
+    waiting = asyncio.create_task(queue.receive(["noop"], 10, 60, VISIBILITY))
+    # Given a receive that is waiting (it has found nothing and not answered) ...
+    done, _ = await asyncio.wait({waiting}, timeout=0.3)
+    assert not done
+    # ... a message sent now is its answer, well before its 60 s wait ends.
     await queue.send(job)
-    deliveries = await waiting
-    assert [d.job_id for d in deliveries] == [job.id] and time.monotonic() - started < 9
+    async with asyncio.timeout(30):
+        deliveries = await waiting
+    assert [d.job_id for d in deliveries] == [job.id]
 
 
 async def test_received_message_is_hidden_from_other_receivers(queue: JobQueue) -> None:

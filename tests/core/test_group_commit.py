@@ -130,5 +130,6 @@ async def test_drain_waits_for_every_request() -> None:
 
 
 def test_limit_must_be_positive() -> None:
+    """A batch limit below one is refused."""
     with pytest.raises(ValueError):
         GroupCommit(Recorder(), limit=0)

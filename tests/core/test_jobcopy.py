@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from core.jobcopy import copy_job
-from core.models import Job, JobEvent, JobEventKind, JobStatus, new_job_id
+from core.models import DependencyFailure, Job, JobEvent, JobEventKind, JobStatus, new_job_id
 from core.submission import created_event, new_job_ids, next_job_id
 
 AT = datetime(2030, 1, 1, tzinfo=UTC)
@@ -40,10 +40,17 @@ FULL = Job(
     lease_owner="w1",
     lease_until=AT + timedelta(seconds=5),
     enqueued_at=AT + timedelta(seconds=6),
+    depends_on=("a", "b"),
+    waiting_for=("b",),
+    on_dependency_failure=DependencyFailure.RUN,
+    flow_id="f",
+    expires_in_seconds=60,
+    expires_at=AT + timedelta(seconds=7),
 )
 
 
 def test_the_sample_job_sets_every_field_away_from_its_default() -> None:
+    """The sample job differs from a bare one in every field, so the copy tests cover them all."""
     bare = Job(id="x", type="t", owner="o", payload=None)
     assert [f.name for f in fields(Job) if getattr(FULL, f.name) == getattr(bare, f.name)] == []
 
@@ -59,6 +66,7 @@ def test_copy_job_makes_what_replace_makes(changes: dict[str, Any]) -> None:
 
 
 def test_copy_job_refuses_an_unknown_field() -> None:
+    """``copy_job`` refuses a field ``Job`` does not have, as ``replace`` does."""
     with pytest.raises(TypeError, match="no field 'colour'"):
         copy_job(FULL, colour="red")
 

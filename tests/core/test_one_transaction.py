@@ -110,6 +110,7 @@ async def _trace(service: JobService) -> list[Any]:
 
 
 async def test_one_transaction_answers_as_the_ports_do(tmp_path: Path) -> None:
+    """Every write answers, errs and leaves events and queue as the ports' path does."""
     async with embedded(tmp_path / "one", one_transaction=True) as one:
         fast = await _trace(one)
     async with embedded(tmp_path / "ports", one_transaction=False) as ports:
@@ -145,8 +146,8 @@ async def test_an_ack_with_an_old_receipt_keeps_the_redelivered_message(tmp_path
     async with embedded(tmp_path, one_transaction=True) as service:
         job = await service.submit(ALICE, SubmitRequest("noop", {}))
         old = (await service.queue.receive(["noop"], 1, 0, 0.001))[0]
-        await asyncio.sleep(0.01)  # the visibility timeout of 1 ms passes
-        new = (await service.queue.receive(["noop"], 1, 0, 30))[0]
+        # A long poll: it answers once the 1 ms visibility timeout has passed.
+        new = (await service.queue.receive(["noop"], 1, 10, 30))[0]
         assert new.receipt != old.receipt
         claim = (await service.claim(job.id, "w1", 30)).claim
         assert claim is not None
@@ -177,6 +178,7 @@ async def test_sqs_beside_sqlite_gets_the_ports_path(
 
 @pytest.mark.parametrize("one_transaction", [True, False])
 async def test_concurrent_claims_one_runs(tmp_path: Path, one_transaction: bool) -> None:
+    """Of concurrent claims of one job, exactly one runs it and one STARTED event is written."""
     async with embedded(tmp_path, one_transaction=one_transaction) as service:
         job = await service.submit(ALICE, SubmitRequest("noop", {}))
         results = await asyncio.gather(*(service.claim(job.id, f"w{i}", 30) for i in range(8)))
@@ -208,6 +210,7 @@ async def _claims_trace(service: JobService) -> list[Any]:
 
 
 async def test_receive_claims_answers_as_receive_then_claim_does(tmp_path: Path) -> None:
+    """``receive_claims`` in one transaction answers as a receive then a claim per message does."""
     async with embedded(tmp_path / "one", one_transaction=True) as one:
         fast = await _claims_trace(one)
     async with embedded(tmp_path / "ports", one_transaction=False) as ports:
@@ -225,23 +228,19 @@ async def test_receive_claims_answers_as_receive_then_claim_does(tmp_path: Path)
 async def test_a_claim_that_fails_leaves_the_other_claims_and_its_message_taken(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A claim that raises is that message's answer; the other claims are written, and every
+    message stays taken."""
     async with embedded(tmp_path, one_transaction=True) as service:
         good = await service.submit(ALICE, SubmitRequest("noop", {}, priority=1))
         bad = await service.submit(ALICE, SubmitRequest("noop", {}))
-        decider = service._claim_decider
+        claimed = Job.claimed
 
-        def failing_for_bad(*args: Any) -> Any:
-            decide, box = decider(*args)
+        def failing_for_bad(job: Job, *args: Any) -> Job:
+            if job.id == bad.id:
+                raise RuntimeError("boom")  # within the claim's decision: nothing of it may be written
+            return claimed(job, *args)
 
-            def maybe_fail(job: Job) -> Any:
-                outcome = decide(job)
-                if job.id == bad.id:
-                    raise RuntimeError("boom")  # after deciding: nothing of it may be written
-                return outcome
-
-            return maybe_fail, box
-
-        monkeypatch.setattr(service, "_claim_decider", failing_for_bad)
+        monkeypatch.setattr(Job, "claimed", failing_for_bad)
         received = await service.receive_claims(["noop"], 10, 0, "w1", 30)
         outcomes = {d.job_id: r for d, r in received}
         assert isinstance(outcomes[bad.id], RuntimeError)

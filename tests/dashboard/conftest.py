@@ -33,8 +33,16 @@ expect.set_options(timeout=20_000)
 
 
 def serve(data_dir: Path, log: Path, port: int | None = None) -> JobpulseProcess:
-    """``jobpulse serve`` on ``data_dir`` with the test job types (restart it with ``.restart()``)."""
-    return serve_embedded(data_dir, log, KEYS, port=port)
+    """``jobpulse serve`` on ``data_dir`` with the test job types (restart it with ``.restart()``);
+    stats are flushed and workers heartbeat every half second, so the operations pages fill fast."""
+    return serve_embedded(
+        data_dir,
+        log,
+        KEYS,
+        port=port,
+        JOBPULSE_STATS_FLUSH_SECONDS="0.5",
+        JOBPULSE_WORKER_HEARTBEAT_SECONDS="0.5",
+    )
 
 
 @pytest.fixture(scope="package")

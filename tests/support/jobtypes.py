@@ -24,6 +24,11 @@ async def noop(ctx: JobContext, payload: NoopPayload) -> JSONValue:
     return {"ok": True, "note": payload.note}
 
 
+async def collect(ctx: JobContext, payload: NoopPayload) -> JSONValue:
+    """Answers its dependencies' results (workflows)."""
+    return {"inputs": await ctx.dependency_results()}
+
+
 class SleepPayload(BaseModel):
     seconds: float = Field(ge=0, le=3600)
     steps: int = Field(default=1, ge=1, le=1000)
@@ -99,6 +104,7 @@ JOB_TYPES = [
         max_attempts=5,
         timeout_seconds=30,
     ),
+    JobType("collect", "Answers its dependencies' results.", NoopPayload, collect),
     JobType("fail", "Always fails.", FailPayload, fail, max_attempts=2, timeout_seconds=30),
     JobType("gate", "Fails until a file exists.", GatePayload, gate, max_attempts=1, timeout_seconds=30),
 ]

@@ -15,6 +15,7 @@ from core.backends import open_backends
 from core.models import Job, JobEvent, JobEventKind, Principal, utcnow
 from core.service import JobService, SubmitRequest
 from core.settings import Settings
+from tests.support.services import BACKENDS
 from tests.workers.jobtypes import LATCHES, Latch
 from workers.registry import load_registry
 from workers.runtime import Worker
@@ -25,30 +26,38 @@ ADMIN = Principal("tester", "admin")
 MakeService = Callable[..., Awaitable[JobService]]
 
 
-@pytest.fixture
-async def make_service(tmp_path: Path) -> AsyncIterator[MakeService]:
-    """Build services over one data directory; each call may override settings (and the clock), and
-    with ``one_transaction=False`` leave the store's transaction unused (the ports' path, as on SQS)."""
+@pytest.fixture(params=BACKENDS)
+async def make_service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeService]:
+    """Build services over one set of backends, embedded (SQLite under ``tmp_path``) or distributed
+    (this test's own MongoDB, SQS and Redis): every worker test runs on both. Each call may override
+    settings (and the clock), and with ``one_transaction=False`` leave the store's transaction
+    unused (the ports' path, as on SQS)."""
     async with AsyncExitStack() as stack:
 
         async def make(
             clock: Callable[[], Any] | None = None, *, one_transaction: bool = True, **overrides: Any
         ) -> JobService:
             values: dict[str, Any] = {
-                "data_dir": tmp_path,
-                # The embedded backends, whatever the environment names.
-                "mongodb_url": None,
-                "sqs_endpoint_url": None,
-                "redis_url": None,
                 "job_modules": TEST_MODULES,
                 "backoff_base_seconds": 0,
                 "wait_time_seconds": 1,
                 "shutdown_grace_seconds": 5,
                 **overrides,
             }
-            settings = Settings(**values)
+            if request.param == "embedded":
+                # The embedded backends, whatever the environment names.
+                embedded = {
+                    "data_dir": tmp_path,
+                    "mongodb_url": None,
+                    "sqs_endpoint_url": None,
+                    "redis_url": None,
+                }
+                settings = Settings(**{**embedded, **values})
+            else:
+                settings = request.getfixturevalue("distributed_settings")(**values)
             backends = await stack.enter_async_context(open_backends(settings))
             registry = load_registry(settings)
+            await backends.queue.ensure_queues(registry.names)
             extra = {"clock": clock} if clock is not None else {}
             return JobService(
                 backends.store,
@@ -61,6 +70,10 @@ async def make_service(tmp_path: Path) -> AsyncIterator[MakeService]:
             )
 
         yield make
+
+
+#: for a test of the embedded backends' own behaviour (its one transaction, its SQLite file)
+EMBEDDED_ONLY = pytest.mark.parametrize("make_service", ["embedded"], indirect=True)
 
 
 @pytest.fixture

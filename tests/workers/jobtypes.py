@@ -29,10 +29,11 @@ class Latch:
         """An event set once ``count`` handlers are inside at the same time."""
         event = asyncio.Event()
         self._watchers.append((count, event))
-        self._notify()
+        self.notify()
         return event
 
-    def _notify(self) -> None:
+    def notify(self) -> None:
+        """Set the ``entered_by`` events whose count of handlers inside is reached."""
         for count, event in self._watchers:
             if self.inside >= count:
                 event.set()
@@ -55,7 +56,7 @@ async def latch(ctx: JobContext, payload: LatchPayload) -> JSONValue:
     g.inside += 1
     g.most_inside = max(g.most_inside, g.inside)
     g.entered.set()
-    g._notify()
+    g.notify()
     try:
         await g.opened.wait()
     except asyncio.CancelledError:

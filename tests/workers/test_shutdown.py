@@ -12,7 +12,7 @@ from core.errors import BackendUnavailableError
 from core.models import JobEventKind, JobStatus
 from core.ports import Delivery
 from core.service import JobService
-from tests.workers.conftest import MakeService, drain, events, on_event, reload, submit
+from tests.workers.conftest import EMBEDDED_ONLY, MakeService, drain, events, on_event, reload, submit
 from tests.workers.jobtypes import Latch
 from workers.runtime import Worker
 
@@ -94,9 +94,11 @@ def patch_receive(
         monkeypatch.setattr(service.queue, "receive", plain)
 
 
+#: the embedded backends with and without their one transaction (the ports' path, as on SQS)
 BOTH_PATHS = pytest.mark.parametrize("one_transaction", [True, False], ids=["receive+claim", "ports"])
 
 
+@EMBEDDED_ONLY
 @BOTH_PATHS
 async def test_stop_interrupts_a_long_poll(
     make_service: MakeService, monkeypatch: pytest.MonkeyPatch, one_transaction: bool
@@ -122,6 +124,7 @@ async def test_stop_interrupts_a_long_poll(
     assert (await reload(service, job)).status is JobStatus.COMPLETED
 
 
+@EMBEDDED_ONLY
 @BOTH_PATHS
 async def test_receive_errors_do_not_stop_the_worker(
     make_service: MakeService, monkeypatch: pytest.MonkeyPatch, one_transaction: bool
@@ -170,6 +173,7 @@ async def test_store_error_while_finishing_does_not_stop_the_worker(
     assert (unlucky.status, unlucky.attempts) == (JobStatus.PROCESSING, 1)
 
 
+@EMBEDDED_ONLY
 @BOTH_PATHS
 async def test_messages_received_as_the_worker_stops_are_given_back(
     make_service: MakeService, monkeypatch: pytest.MonkeyPatch, one_transaction: bool
@@ -196,6 +200,7 @@ async def test_messages_received_as_the_worker_stops_are_given_back(
     assert (await reload(service, job)).status is JobStatus.COMPLETED
 
 
+@EMBEDDED_ONLY  # the SQLite take's commit
 async def test_a_worker_cancelled_while_its_take_commits_is_cancelled(make_service: MakeService) -> None:
     """A take answers with what it took even if cancelled meanwhile (its claims are committed), but the
     worker's own cancellation still ends the worker."""

@@ -7,7 +7,11 @@ import { TERMINAL, badge, clear, duration, h, json, progressBar, seconds, setPro
 const LOG_LINES = 500;
 
 const JOB = `query Job($id: ID!) {
-  job(id: $id) { ${JOB_FIELDS} payload result idempotencyKey logs(last: ${LOG_LINES}) { at level message } }
+  job(id: $id) {
+    ${JOB_FIELDS} payload result idempotencyKey logs(last: ${LOG_LINES}) { at level message }
+    estimatedCompletion attemptHistory { number worker startedAt endedAt outcome error }
+    flow { id name status } dependsOn { id type status } dependents { id type status }
+  }
 }`;
 
 export class JobView {
@@ -68,6 +72,7 @@ export class JobView {
     this.meta = h("dl", { class: "meta" });
     this.outcome = h("section", { class: "card outcome" });
     this.logList = h("ol", { "aria-label": "Log lines" });
+    this.links = h("section", { class: "card links" });
     this.logCount = h("span", { class: "faint" });
     this.head = h("div", { class: "job-head" });
     this.headStatus = null;
@@ -76,12 +81,32 @@ export class JobView {
       this.head,
       h("div", { class: "card job-progress progress-large" }, this.progress, this.caption),
       h("div", { class: "card" }, this.meta),
+      this.links,
       h("div", { class: "grid2" },
         h("section", { class: "card payload" }, h("h2", {}, "Payload"), h("pre", { class: "json" }, json(job.payload))),
         this.outcome),
+      this.renderAttempts(job.attemptHistory || []),
       h("section", { class: "card logs" }, h("h2", {}, "Logs", this.logCount), this.logList));
     this.update();
+    this.renderLinks();
     this.renderLogs();
+  }
+
+  /** Its flow (the graph), the jobs it waits for and the jobs that wait for it, as links. */
+  renderLinks() {
+    const job = this.job;
+    const list = (jobs) => jobs.length
+      ? h("ul", {}, jobs.map((j) => h("li", {}, h("a", { href: `#/jobs/${j.id}` }, `${j.type} ${j.id.slice(0, 8)}`), " ", badge(j.status))))
+      : h("span", { class: "faint" }, "none");
+    if (!job.flow && !(job.dependsOn || []).length && !(job.dependents || []).length) {
+      this.links.hidden = true;
+      return;
+    }
+    this.links.hidden = false;
+    clear(this.links,
+      job.flow ? h("p", {}, "Flow: ", h("a", { href: `#/flows/${job.flow.id}` }, job.flow.name || job.flow.id), " ", badge(job.flow.status)) : "",
+      h("h2", {}, "Depends on"), list(job.dependsOn || []),
+      h("h2", {}, "Dependents"), list(job.dependents || []));
   }
 
   /** Refresh everything that changes with the job's version (not the payload, which never does). */
@@ -99,6 +124,7 @@ export class JobView {
       ["Runs at", job.runAt ? `${timestamp(job.runAt)} (${until(job.runAt)})` : "—"],
       ["Started", timestamp(job.startedAt)],
       ["Finished", timestamp(job.completedAt)],
+      ["Estimated completion", job.estimatedCompletion ? `${timestamp(job.estimatedCompletion)} (${until(job.estimatedCompletion)})` : "—"],
       ["Version", String(job.version)],
       ["Idempotency key", job.idempotencyKey || "—"],
     ];
@@ -134,6 +160,21 @@ export class JobView {
     clear(this.caption,
       h("span", { class: "progress-message" }, job.progressMessage || (TERMINAL.has(job.status) ? "" : "Waiting…")),
       h("span", {}, job.startedAt ? `${job.completedAt ? "ran" : "running"} ${duration(ran)}` : ""));
+  }
+
+  renderAttempts(attempts) {
+    const body = attempts.length
+      ? h("table", { "aria-label": "Attempts" },
+        h("thead", {}, h("tr", {}, ["#", "Outcome", "Worker", "Started", "Took", "Error"].map((l) => h("th", { scope: "col" }, l)))),
+        h("tbody", {}, attempts.map((a) => h("tr", { class: "attempt-row", dataset: { outcome: a.outcome } },
+          h("td", { class: "num" }, String(a.number)),
+          h("td", {}, h("span", { class: `badge attempt-${a.outcome}` }, a.outcome)),
+          h("td", { class: "id" }, a.worker || "—"),
+          h("td", { title: a.startedAt }, timestamp(a.startedAt)),
+          h("td", { class: "num" }, a.endedAt ? duration(seconds(a.startedAt, a.endedAt)) : "running"),
+          h("td", { class: "message", title: a.error || "" }, a.error || "")))))
+      : h("div", { class: "empty" }, "Not started yet.");
+    return h("section", { class: "card table-card attempts" }, h("h2", {}, "Attempts"), body);
   }
 
   renderLogs() {

@@ -2,10 +2,12 @@
 
 import { ApiError, LiveFeed, gql } from "./api.js";
 import { clear, h } from "./dom.js";
+import { FlowView } from "./flow.js";
 import { JobView } from "./job.js";
 import { JobsView } from "./jobs.js";
 import { StatsView } from "./stats.js";
 import { SubmitView } from "./submit.js";
+import { WorkersView } from "./workers.js";
 
 const TOKEN_KEY = "jobpulse.token";
 const JOB_TYPES = `{ jobTypes { name description payloadSchema maxAttempts timeoutSeconds } }`;
@@ -162,9 +164,15 @@ function route() {
   if (jobMatch) {
     view = new JobView(session, jobMatch[1]);
     name = "jobs";
+  } else if (path.match(/^\/flows\/[\w-]+$/)) {
+    view = new FlowView(session, path.split("/")[2]);
+    name = "jobs";
   } else if (path === "/submit") {
     view = new SubmitView(session, params);
     name = "submit";
+  } else if (path === "/workers" && session.isAdmin) {
+    view = new WorkersView(session);
+    name = "workers";
   } else if (path === "/stats" && session.isAdmin) {
     view = new StatsView(session);
     name = "stats";

@@ -141,6 +141,11 @@ class SqsJobQueue:
         #: messages dropped because their body was not a jobpulse message
         self.malformed_count = 0
 
+    @property
+    def client(self) -> Any:
+        """The SQS client calls other than long polls go through (for tests that watch them)."""
+        return self._client
+
     @classmethod
     async def open(cls, settings: Settings) -> SqsJobQueue:
         """Create the clients (no request is made: SQS may come up later; ``ping`` tells)."""

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pymongo import AsyncMongoClient, WriteConcern
@@ -197,7 +197,7 @@ class MongoJobStore:
         with _unavailable("connect"):
             client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, **options)
         store = cls(client, settings.mongodb_database)
-        retention = None if settings.retention_days is None else timedelta(days=settings.retention_days)
+        retention = settings.retention
         try:
             with _unavailable("index creation"):
                 await ensure_indexes(store.jobs, store.events, retention)

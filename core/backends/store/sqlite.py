@@ -118,6 +118,8 @@ class SqliteJobStore:
             raise ValueError("the store's transactions can only write the queue of its own database")
         self.db = db
         self.queue = queue
+        #: called in the transaction of every write that ends a job (workflows: release its dependents)
+        self.on_finished: Callable[[sqlite3.Connection, Job], None] | None = None
 
     async def ping(self) -> None:
         await self.db.read(lambda conn: conn.execute("SELECT 1").fetchone())
@@ -255,6 +257,8 @@ class SqliteJobStore:
         if event is not None:
             _insert_event(conn, event)
         self._enqueue(conn, job, written)
+        if self.on_finished is not None and written.is_terminal:
+            self.on_finished(conn, written)
         return written
 
     async def update(self, job: Job, expected_version: int, event: JobEvent | None) -> Job | None:

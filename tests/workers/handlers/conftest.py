@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from core.blobs import BlobStore
-from core.models import Job, LogLevel
+from core.models import Job, JSONValue, LogLevel
 from core.settings import Settings
 
 
@@ -42,6 +42,9 @@ class RecordingContext:
 
     async def log(self, message: str, level: LogLevel = LogLevel.INFO) -> None:
         self.lines.append((level, message))
+
+    async def dependency_results(self) -> dict[str, JSONValue]:
+        return {}
 
 
 @pytest.fixture

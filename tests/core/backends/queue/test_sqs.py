@@ -138,17 +138,15 @@ async def test_send_to_unreachable_sqs_is_backend_unavailable(unreachable: SqsJo
 
 
 async def test_receive_over_many_types_returns_the_busy_types_messages_promptly(sqs: SqsJobQueue) -> None:
-    """With one busy type among eight, one receive of 10 brings at least 5 of it without waiting on the idle ones."""
+    """With one busy type among eight, one receive of 10 brings at least 5 of its messages (how
+    quickly, the idle types' long polls not waited on, is ``bench/sqs_fairness.py``'s)."""
     types = [f"t{i}" for i in range(8)]
     await sqs.ensure_queues(types)
     await asyncio.gather(*(sqs.send(job("t3")) for _ in range(20)))
 
-    started = asyncio.get_running_loop().time()
     deliveries = await sqs.receive(types, 10, 10, 60)
-    elapsed = asyncio.get_running_loop().time() - started
 
     assert len([d for d in deliveries if d.type == "t3"]) >= 5
-    assert elapsed < 1.0
 
 
 async def test_waiting_receive_over_many_types_answers_when_one_queue_gets_a_message(

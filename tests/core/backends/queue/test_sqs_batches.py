@@ -59,8 +59,8 @@ class BatchSpy:
 
 @pytest.fixture
 def spy(sqs: SqsJobQueue, monkeypatch: pytest.MonkeyPatch) -> BatchSpy:
-    spy = BatchSpy(sqs._client)
-    monkeypatch.setattr(sqs._client, "send_message_batch", spy)
+    spy = BatchSpy(sqs.client)
+    monkeypatch.setattr(sqs.client, "send_message_batch", spy)
     return spy
 
 

@@ -36,9 +36,9 @@ async def test_retention_creates_ttl_indexes(mongo_settings: Callable[..., Setti
 
 
 async def test_no_retention_means_no_ttl_index(mongo_settings: Callable[..., Settings]) -> None:
-    """Without ``retention_days`` nothing expires, even if an earlier configuration set it."""
+    """With ``retention_days`` unset nothing expires, even if an earlier configuration set it."""
     await (await MongoJobStore.open(mongo_settings(retention_days=1))).close()
-    store = await MongoJobStore.open(mongo_settings())
+    store = await MongoJobStore.open(mongo_settings(retention_days=None))
     try:
         assert JOBS_TTL_INDEX not in await store.jobs.index_information()
         assert EVENTS_TTL_INDEX not in await store.events.index_information()
