@@ -12,9 +12,6 @@ from strawberry.types import ExecutionContext
 
 from api import fast
 from api.errors import ErrorCodes, log_unexpected
-from api.fast.documents import CheckedDocuments
-from api.fast.live_render import SubscriptionExecutor
-from api.fast.resolvers import install_submit_resolvers
 from api.limits import limit_extensions
 from api.mutations import Mutation
 from api.queries import Query
@@ -22,11 +19,14 @@ from api.scalars import SCALAR_MAP
 from api.subscriptions import Subscription
 from core.settings import Settings
 
-__all__ = ["FastSchema", "JobpulseSchema", "build_schema"]
+__all__ = ["JobpulseSchema", "build_schema"]
 
 
 class JobpulseSchema(strawberry.Schema):
     """Logs only the errors that are bugs or outages: refusals are the client's business."""
+
+    #: whether this schema runs ``api.fast``'s paths (``FastSchema``) or strawberry's stock ones
+    fast_paths = False
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -34,15 +34,12 @@ class JobpulseSchema(strawberry.Schema):
         log_unexpected(errors)
 
 
-class FastSchema(CheckedDocuments, JobpulseSchema):
-    """``JobpulseSchema`` with the fast paths of ``api.fast`` (same answers, less work)."""
-
-
 def build_schema(settings: Settings, *, fast_paths: bool = True) -> JobpulseSchema:
     """The schema with the settings' query limits; ``jobpulse export-schema`` prints its SDL.
 
     With ``fast_paths`` (and the library versions they were tested on, ``api.fast.enabled``) a
-    ``FastSchema``; otherwise strawberry's stock execution throughout.
+    ``FastSchema``; otherwise strawberry's stock execution throughout. ``api.fast``'s modules are
+    imported only then: on other versions their private imports are never attempted.
     """
     extensions: list[Any] = [*limit_extensions(settings), ErrorCodes]
     typed: list[type[SchemaExtension]] = extensions
@@ -55,6 +52,6 @@ def build_schema(settings: Settings, *, fast_paths: bool = True) -> JobpulseSche
     }
     if not (fast_paths and fast.enabled()):
         return JobpulseSchema(**common)
-    schema = FastSchema(**common, execution_context_class=SubscriptionExecutor)
-    install_submit_resolvers(schema)
-    return schema
+    from api.fast.schema import build_fast_schema
+
+    return build_fast_schema(**common)

@@ -13,14 +13,18 @@ sure, it hands the request to the stock path, which answers as it always did.
   strawberry's argument conversion; they run the same ``api.mutations`` functions.
 * ``live_render`` — ``SubscriptionExecutor``: subscription events whose selection is plain fields
   rendered from a plan compiled once, without graphql-core's executor per event.
+* ``schema`` — ``FastSchema``: ``JobpulseSchema`` with the above put together.
 
 They lean on private names: strawberry's ``Schema._execute_operation``, ``_process_errors``,
 ``_schema`` and its view's ``_stream_transport_map``, ``SchemaExtension._implements_resolve``;
 graphql-core's ``Executor`` and ``collect_fields``. So they run only on the versions they were
 tested on (``core.pins.TESTED``, which ``pyproject.toml`` pins): ``enabled()`` is what
-``build_schema`` and ``create_app`` ask, and on any other version it warns once and they build
-the stock schema and view. The Redis bus's read of hiredis's buffer keeps the same promise under
-the same check; it lives in ``core/backends/bus/hiredis_buffer.py`` because ``core`` imports no ``api``.
+``build_schema`` asks, and on any other version it warns once and builds the stock schema (and
+``create_app`` puts no fast path in front of the view). The modules above are imported only when
+``enabled()``, so a private name gone in another version never breaks an import.
+
+The Redis bus's read of hiredis's buffer keeps the same promise under the same check; it lives
+in ``core/backends/bus/hiredis_buffer.py`` because ``core`` imports no ``api``.
 
 ``tests/api/fast/`` is the differential harness: the same requests through the fast and the stock
 path, answers compared (and the fallback, with a faked version).

@@ -96,7 +96,7 @@ class GraphQLFastPath:
 
     ``schema`` must be the view's, ``authenticator`` the view's; neither the view's streaming
     transports nor batching may be enabled (the view would answer differently), which
-    ``create_app`` guarantees.
+    ``fast_path_middleware`` checks.
     """
 
     def __init__(

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 import pytest
 
-from api.schema import FastSchema
+from api.fast.schema import FastSchema
 from core.ports import JobFilter
 from core.settings import Settings
 from tests.api.helpers import ALICE, Server, run_server

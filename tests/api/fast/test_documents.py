@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.schema import FastSchema
+from api.fast.schema import FastSchema
 from core.ports import JobFilter
 from tests.api.fast.conftest import ServerSettings
 from tests.api.fast.harness import Call, fast_and_stock, schema_of

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from api.fast.http import GraphQLFastPath
-from api.schema import FastSchema, JobpulseSchema, build_schema
+from api.fast.schema import FastSchema
+from api.schema import JobpulseSchema, build_schema
 from tests.api.fast.conftest import ServerSettings
 from tests.api.fast.harness import fake_version, schema_of
 from tests.api.helpers import ALICE, api_settings, run_server
