@@ -149,13 +149,23 @@ class JobService:
 
     # -- the write path -------------------------------------------------------------------
     async def _publish(self, event: JobEvent) -> None:
+        """Tell listeners and the bus of a committed write. Nothing raised here reaches the caller:
+        the write is the answer (DESIGN.md §1), and subscribers resync from the store."""
         for listener in self.listeners:
-            listener(event)
+            try:
+                listener(event)
+            except Exception:
+                log.exception("event listener failed", job_id=event.job_id, version=event.version)
         try:
             await self.bus.publish(event)
-        except BackendUnavailableError as exc:
-            # The event is stored; subscribers resync from the store when the bus is back.
-            log.warning("event not published", job_id=event.job_id, version=event.version, error=str(exc))
+        except Exception as exc:  # whatever the bus raised: the event is stored
+            log.warning(
+                "event not published",
+                job_id=event.job_id,
+                version=event.version,
+                error=str(exc) or type(exc).__name__,
+                error_type=type(exc).__name__,
+            )
 
     async def _write(
         self,
@@ -390,9 +400,9 @@ class JobService:
         if new.status is JobStatus.PROCESSING:
             try:
                 await self.bus.publish_control(CancelRequested(job_id))
-            except BackendUnavailableError as exc:
+            except Exception as exc:  # the cancel is stored: the heartbeat sees it
                 log.warning(
-                    "cancel signal not published; the heartbeat will see it", job_id=job_id, error=str(exc)
+                    "cancel signal not published; the heartbeat will see it", job_id=job_id, error=repr(exc)
                 )
         return new
 
