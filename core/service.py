@@ -649,6 +649,29 @@ class JobService:
         except JobNotFoundError:
             return None
 
+    async def release_dead_owner(self, job_id: JobId, owner: str) -> Job | None:
+        """End the claim of ``owner``, known dead (its process is gone), without waiting for the lease:
+        like ``expire_claim``, the attempt counted, the job queued again at once. ``None`` if gone."""
+
+        def decide(job: Job) -> tuple[Job, JobEvent] | None:
+            now = self.clock()
+            if job.status is not JobStatus.PROCESSING or job.lease_owner != owner:
+                return None
+            if job.cancel_requested:
+                new = job.cancelled(now)
+                return new, JobEvent.of(new, JobEventKind.CANCELLED, f"{owner} died; cancelled as asked")
+            if job.attempts >= job.max_attempts:
+                new = job.failed(now, f"{owner} died during the last attempt ({job.attempts})")
+                return new, JobEvent.of(new, JobEventKind.FAILED, new.error)
+            claim = Claim(job.id, owner, job.attempts)
+            new = replace(job.retry_scheduled(claim, now, f"{owner} died", 0), enqueued_at=None)
+            return new, JobEvent.of(new, JobEventKind.RETRYING, f"attempt {job.attempts} ended: {owner} died")
+
+        try:
+            return await self._write(job_id, decide)
+        except JobNotFoundError:
+            return None
+
     async def sweep(self, limit: int = 500) -> int:
         """Send every PENDING job that was never enqueued (or waited outside the queue) and is due."""
         now = self.clock()
