@@ -13,11 +13,11 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from api.auth import Authenticator
 from api.dashboard import dashboard_routes
-from api.fastpath import GraphQLFastPath
+from api.fast.http import fast_path_middleware
 from api.health import healthz, readyz
 from api.metrics import JobMetrics, metrics_routes
-from api.request_id import RequestIdMiddleware
-from api.schema import JobpulseSchema, build_schema
+from api.middleware import EdgeMiddleware
+from api.schema import build_schema
 from api.view import GraphQLView
 from core.backends import open_backends
 from core.jobtypes import JobTypeRegistry
@@ -53,28 +53,22 @@ async def _stop(tasks: list[asyncio.Task[None]], stop: asyncio.Event, grace_seco
                 log.exception("background task failed", task=task.get_name())
 
 
-def _fast_path(view: GraphQLView, schema: JobpulseSchema, authenticator: Authenticator) -> list[Middleware]:
-    """``GraphQLFastPath`` in front of the view, when the view answers as the fast path assumes:
-    no HTTP streaming transports, no batching (both change what a JSON POST gets back)."""
-    if view.stream_transports or schema.config.batching_config:
-        return []
-    return [Middleware(GraphQLFastPath, path="/graphql", schema=schema, authenticator=authenticator)]
-
-
 def create_app(
     settings: Settings,
     registry: JobTypeRegistry,
     *,
     background: Sequence[BackgroundTask] = (),
     extra_routes: Sequence[BaseRoute] = (),
+    fast_paths: bool = True,
 ) -> Starlette:
     """The API app: GraphQL on ``/graphql`` (HTTP and websockets), ``/healthz`` and ``/readyz``.
 
     ``background`` tasks start once the service is up and are stopped (their event set) on shutdown;
-    ``extra_routes`` are appended to the routes (the dashboard, ``/metrics``).
+    ``extra_routes`` are appended to the routes (the dashboard, ``/metrics``). ``fast_paths=False``
+    serves every request on strawberry's stock path (``api.fast``'s tests compare the two).
     """
     authenticator = Authenticator.from_settings(settings)
-    schema = build_schema(settings)
+    schema = build_schema(settings, fast_paths=fast_paths)
     view = GraphQLView(schema, authenticator)
     metrics = JobMetrics()
 
@@ -82,7 +76,13 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_backends(settings) as backends:
             service = JobService(
-                backends.store, backends.queue, backends.bus, registry, settings, blobs=backends.blobs
+                backends.store,
+                backends.queue,
+                backends.bus,
+                registry,
+                settings,
+                blobs=backends.blobs,
+                transaction=backends.transaction,
             )
             metrics.install(service)
             await backends.queue.ensure_queues([t.name for t in registry if not t.external])
@@ -114,11 +114,11 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(
-                RequestIdMiddleware,
+                EdgeMiddleware,
                 subscriptions=metrics.subscriptions_open,
                 max_bytes=settings.max_request_bytes,
             ),
-            *_fast_path(view, schema, authenticator),
+            *fast_path_middleware(view, schema, authenticator),
         ],
         lifespan=lifespan,
     )

@@ -2,7 +2,7 @@
 
 A closed subscription leaves cyclic garbage (tasks, frames, protocol objects referring to each
 other) that only a full collection frees, and with ``core.gc_tuning``'s thresholds a full
-collection is rare: after 10,000 subscriptions came and went, RSS stayed at its peak
+collection is rare: after many subscriptions came and went, RSS stayed at its peak
 (bench/README.md, fig. 7). Even once freed, glibc's allocator keeps the pages; ``malloc_trim(0)``
 hands them back.
 

@@ -1,5 +1,6 @@
 """Prometheus metrics, in a registry of their own per app: job counters and timings from job events,
-queue depths refreshed on each scrape, open subscriptions, and the ``/metrics`` route.
+queue depths refreshed on each scrape, the open-subscriptions gauge (kept by
+``api.subscription_gauge``), and the ``/metrics`` route.
 
 Counters are derived from the events this process writes (``JobService.listeners``), so a process
 that only serves the API counts submissions and cancellations, and one that runs workers counts
@@ -8,15 +9,10 @@ starts, completions and failures; Prometheus sums them across processes.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
-import socket
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 
-import orjson
 import structlog
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -27,18 +23,15 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.process_collector import ProcessCollector
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Message
 
 from core.errors import BackendUnavailableError
 from core.models import JobEvent, JobEventKind
 from core.service import JobService
-from core.settings import Settings
 
-__all__ = ["JobMetrics", "OpenSubscriptions", "metrics_routes", "serving_worker_metrics"]
+__all__ = ["JobMetrics", "metrics_routes"]
 
 log = structlog.get_logger("jobpulse.metrics")
 
@@ -197,107 +190,6 @@ def metrics_routes(metrics: JobMetrics, token: str | None = None) -> list[BaseRo
     return [Route("/metrics", endpoint, methods=["GET"], name="metrics")]
 
 
-@contextlib.asynccontextmanager
-async def serving_worker_metrics(service: JobService, settings: Settings) -> AsyncIterator[None]:
-    """``/metrics`` and ``/healthz`` of a ``jobpulse worker``, on ``settings.worker_metrics_port``
-    while the block runs (nothing when it is unset); ``OSError`` if that port cannot be had. The
-    worker's own signal handling stays in charge: this server only stops when the block ends."""
-    if settings.worker_metrics_port is None:
-        yield
-        return
-    import uvicorn  # only processes that serve HTTP need it
-
-    class _Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield  # SIGTERM and SIGINT are the worker's: it finishes or releases its jobs first
-
-    metrics = JobMetrics()
-    metrics.install(service)
-
-    async def healthz(_: Request) -> Response:
-        return PlainTextResponse("ok\n")
-
-    app = Starlette(routes=[*metrics_routes(metrics, settings.metrics_token), Route("/healthz", healthz)])
-    # Bound here, before any job is taken: a port in use is an OSError for the caller to report,
-    # not uvicorn's exit from inside a task while the workers already run.
-    host, port = settings.host, settings.worker_metrics_port
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    listening = socket.create_server((host, port), family=family)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
-    server = _Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[listening]), name="jobpulse-worker-metrics")
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        await serving
-        listening.close()
-
-
 def _bearer_matches(authorization: str | None, token: str) -> bool:
     scheme, _, given = (authorization or "").strip().partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
-
-
-# Client and server message types of graphql-transport-ws and of the legacy graphql-ws protocol.
-_STARTS = frozenset({"subscribe", "start"})
-_CLIENT_ENDS = frozenset({"complete", "stop"})
-_SERVER_ENDS = frozenset({"complete", "error"})
-_NO_STARTS: frozenset[str] = frozenset()
-#: the quoted types each direction is filtered on, computed once (this runs per message sent)
-_RECEIVED_MARKERS = tuple(f'"{kind}"' for kind in sorted(_STARTS | _CLIENT_ENDS))
-_SENT_MARKERS = tuple(f'"{kind}"' for kind in sorted(_SERVER_ENDS))
-
-
-def _mentions(text: str, markers: tuple[str, ...]) -> bool:
-    for marker in markers:
-        if marker in text:
-            return True
-    return False
-
-
-class OpenSubscriptions:
-    """Keeps ``jobpulse_subscriptions_open`` at the number of operations open on one websocket.
-
-    It reads only each message's ``type`` and ``id``: a subscription opens with the client's
-    ``subscribe`` and ends with either side's ``complete`` (or an ``error``), or when the socket
-    closes (``close``).
-    """
-
-    __slots__ = ("gauge", "open_ids")
-
-    def __init__(self, gauge: Gauge) -> None:
-        self.gauge = gauge
-        self.open_ids: set[str] = set()
-
-    def received(self, message: Message) -> None:
-        if message["type"] == "websocket.receive":
-            text = message.get("text")
-            if text and _mentions(text, _RECEIVED_MARKERS):
-                self._track(text, _STARTS, _CLIENT_ENDS)
-
-    def sent(self, message: Message) -> None:
-        if message["type"] == "websocket.send":
-            text = message.get("text")
-            if text and _mentions(text, _SENT_MARKERS):  # cheap filter: most traffic is "next"
-                self._track(text, _NO_STARTS, _SERVER_ENDS)
-
-    def _track(self, text: str, starts: frozenset[str], ends: frozenset[str]) -> None:
-        try:
-            message = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return
-        if not isinstance(message, dict) or not isinstance(message.get("id"), str):
-            return
-        kind, op_id = message.get("type"), message["id"]
-        if kind in starts and op_id not in self.open_ids:
-            self.open_ids.add(op_id)
-            self.gauge.inc()
-        elif kind in ends and op_id in self.open_ids:
-            self.open_ids.discard(op_id)
-            self.gauge.dec()
-
-    def close(self) -> None:
-        self.gauge.dec(len(self.open_ids))
-        self.open_ids.clear()

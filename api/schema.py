@@ -2,150 +2,31 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import strawberry
-from graphql import DocumentNode, GraphQLError, get_operation_ast
-from graphql import execute as graphql_execute
-from graphql.execution.middleware import MiddlewareManager
-from strawberry.execution import optimized_is_awaitable
+from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext, ExecutionResult
-from strawberry.types.graphql import OperationType
-from strawberry.utils.await_maybe import await_maybe
+from strawberry.types import ExecutionContext
 
-from api import mutations
-from api.errors import ErrorCodes, coded_errors, log_unexpected
-from api.limits import QUERY_CACHE_SIZE, limit_extensions
-from api.live_render import SubscriptionExecutor
+from api import fast
+from api.errors import ErrorCodes, log_unexpected
+from api.fast.documents import CheckedDocuments
+from api.fast.live_render import SubscriptionExecutor
+from api.fast.resolvers import install_submit_resolvers
+from api.limits import limit_extensions
 from api.mutations import Mutation
 from api.queries import Query
 from api.scalars import SCALAR_MAP
 from api.subscriptions import Subscription
 from core.settings import Settings
 
-__all__ = ["JobpulseSchema", "build_schema"]
-
-
-#: the operation types the fast path runs; subscriptions keep strawberry's own path
-_FAST_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
+__all__ = ["FastSchema", "JobpulseSchema", "build_schema"]
 
 
 class JobpulseSchema(strawberry.Schema):
-    """Logs only the errors that are bugs or outages: refusals are the client's business.
-
-    Fast path: a query text that has once been parsed, passed the limits (tokens, depth, aliases)
-    and validated — i.e. reached execution on strawberry's full path — is remembered (bounded LRU)
-    with its document; later requests with the same text run graphql-core's ``execute`` on that
-    document directly, without the per-request extension objects. A miss, an operation name the
-    document lacks, or an operation type the request may not run all take the full path, so its
-    errors and refusals stay exactly as they are. Errors are logged and coded as ``ErrorCodes``
-    does. Subscriptions and streams never take the fast path.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._checked_documents: OrderedDict[str, DocumentNode] = OrderedDict()
-        self._resolving_extensions = any(
-            _implements_resolve(extension) for extension in self.get_extensions()
-        )
-
-    async def execute(
-        self,
-        query: str | None,
-        variable_values: dict[str, Any] | None = None,
-        context_value: Any | None = None,
-        root_value: Any | None = None,
-        operation_name: str | None = None,
-        allowed_operation_types: Iterable[OperationType] | None = None,
-        operation_extensions: dict[str, Any] | None = None,
-    ) -> ExecutionResult:
-        document = self.checked_document(query) if query else None
-        if document is not None and allowed_operation_types is not None:
-            operation = get_operation_ast(document, operation_name)
-            if operation is not None:
-                kind = OperationType(operation.operation.value)
-                if kind in _FAST_OPERATIONS and kind in allowed_operation_types:
-                    return await self.execute_checked(
-                        document,
-                        variable_values,
-                        context_value,
-                        root_value,
-                        operation_name,
-                        operation_extensions,
-                    )
-        return await super().execute(
-            query,
-            variable_values,
-            context_value,
-            root_value,
-            operation_name,
-            allowed_operation_types,
-            operation_extensions,
-        )
-
-    def checked_document(self, query: str) -> DocumentNode | None:
-        """The document of ``query`` if it has passed the limits and validation (and is kept)."""
-        document = self._checked_documents.get(query)
-        if document is not None:
-            self._checked_documents.move_to_end(query)
-        return document
-
-    async def execute_checked(
-        self,
-        document: DocumentNode,
-        variable_values: dict[str, Any] | None,
-        context_value: Any | None,
-        root_value: Any | None,
-        operation_name: str | None,
-        operation_extensions: dict[str, Any] | None,
-    ) -> ExecutionResult:
-        """Run a ``checked_document`` with graphql-core directly; errors coded as on the full path."""
-        try:
-            result = await await_maybe(
-                graphql_execute(
-                    self._schema,
-                    document,
-                    root_value=root_value,
-                    context_value=context_value,
-                    variable_values=variable_values,
-                    operation_name=operation_name,
-                    executor_class=self.execution_context_class,
-                    is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
-                    operation_extensions=operation_extensions,
-                )
-            )
-        except Exception as exc:  # as strawberry's full path: an error result
-            errors = [exc if isinstance(exc, GraphQLError) else GraphQLError(str(exc), original_error=exc)]
-            self._process_errors(errors)
-            return ExecutionResult(data=None, errors=coded_errors(errors), extensions={})
-        if not result.errors:
-            return ExecutionResult(data=result.data, errors=None, extensions={})
-        self._process_errors(result.errors)
-        return ExecutionResult(data=result.data, errors=coded_errors(result.errors), extensions={})
-
-    async def _execute_operation(
-        self,
-        execution_context: ExecutionContext,
-        extensions_runner: Any,
-        middleware_manager: MiddlewareManager,
-        execute_function: Callable[..., Any],
-        custom_context_kwargs: dict[str, Any],
-    ) -> Any:
-        # Reached only once the document parsed, passed the limits and validated without errors.
-        query, document = execution_context.query, execution_context.graphql_document
-        if query and document is not None and not self._resolving_extensions:
-            cache = self._checked_documents
-            cache[query] = document
-            cache.move_to_end(query)
-            while len(cache) > QUERY_CACHE_SIZE:
-                cache.popitem(last=False)
-        return await super()._execute_operation(
-            execution_context, extensions_runner, middleware_manager, execute_function, custom_context_kwargs
-        )
+    """Logs only the errors that are bugs or outages: refusals are the client's business."""
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -153,24 +34,27 @@ class JobpulseSchema(strawberry.Schema):
         log_unexpected(errors)
 
 
-def _implements_resolve(extension: SchemaExtension) -> bool:
-    return extension._implements_resolve()
+class FastSchema(CheckedDocuments, JobpulseSchema):
+    """``JobpulseSchema`` with the fast paths of ``api.fast`` (same answers, less work)."""
 
 
-def build_schema(settings: Settings) -> JobpulseSchema:
-    """The schema with the settings' query limits; ``jobpulse export-schema`` prints its SDL."""
+def build_schema(settings: Settings, *, fast_paths: bool = True) -> JobpulseSchema:
+    """The schema with the settings' query limits; ``jobpulse export-schema`` prints its SDL.
+
+    With ``fast_paths`` (and the library versions they were tested on, ``api.fast.enabled``) a
+    ``FastSchema``; otherwise strawberry's stock execution throughout.
+    """
     extensions: list[Any] = [*limit_extensions(settings), ErrorCodes]
     typed: list[type[SchemaExtension]] = extensions
-    schema = JobpulseSchema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
-        extensions=typed,
-        config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        execution_context_class=SubscriptionExecutor,
-    )
-    mutation_type = schema._schema.mutation_type
-    assert mutation_type is not None
-    for name, resolve in mutations.DIRECT_RESOLVERS.items():
-        mutation_type.fields[name].resolve = resolve
+    common: dict[str, Any] = {
+        "query": Query,
+        "mutation": Mutation,
+        "subscription": Subscription,
+        "extensions": typed,
+        "config": StrawberryConfig(scalar_map=SCALAR_MAP),
+    }
+    if not (fast_paths and fast.enabled()):
+        return JobpulseSchema(**common)
+    schema = FastSchema(**common, execution_context_class=SubscriptionExecutor)
+    install_submit_resolvers(schema)
     return schema

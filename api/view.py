@@ -74,11 +74,6 @@ class GraphQLView(GraphQL[Context, None]):
         self.authenticator = authenticator
         self.memory = MemoryReleaser()
 
-    @property
-    def stream_transports(self) -> bool:
-        """Whether an ``Accept`` header can turn a POST into a stream (SSE, multipart)."""
-        return bool(self._stream_transport_map)
-
     async def render_graphql_ide(self, request: Request) -> Response:
         """Our GraphiQL page: vendored (works offline) and with subscriptions that carry the token."""
         return HTMLResponse(_GRAPHIQL_PAGE, headers={"Cache-Control": "no-cache"})

@@ -68,7 +68,14 @@ def _submit(
     async def run() -> list[str]:
         ids: list[str] = []
         async with open_backends(settings) as backends:
-            service = JobService(backends.store, backends.queue, backends.bus, registry, settings)
+            service = JobService(
+                backends.store,
+                backends.queue,
+                backends.bus,
+                registry,
+                settings,
+                transaction=backends.transaction,
+            )
             await backends.queue.ensure_queues([t.name for t in registry if not t.external])
             principal = Principal("bench", "admin")
             for start in range(0, count, chunk):

@@ -142,7 +142,7 @@ def worker(
 
 
 async def _run_worker(settings: Settings, types: list[str] | None) -> None:
-    from api.metrics import serving_worker_metrics
+    from api.worker_metrics import serving_worker_metrics
     from core.backends import open_backends
     from core.gc_tuning import tune_gc
     from core.service import JobService
@@ -160,7 +160,13 @@ async def _run_worker(settings: Settings, types: list[str] | None) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with open_backends(settings) as backends:
         service = JobService(
-            backends.store, backends.queue, backends.bus, registry, settings, blobs=backends.blobs
+            backends.store,
+            backends.queue,
+            backends.bus,
+            registry,
+            settings,
+            blobs=backends.blobs,
+            transaction=backends.transaction,
         )
         await backends.queue.ensure_queues([t.name for t in registry if not t.external])
         console.print(f"[bold]jobpulse worker[/bold] — {_backend_summary(settings)}")

@@ -2,9 +2,9 @@
 
 ``replace`` walks the dataclass's fields and calls the generated ``__init__`` with keywords on
 every call; on the bulk submission path (each job copied for its event, and again with
-``enqueued_at`` by the embedded store) those copies were a quarter of the event loop's time.
+``enqueued_at`` by the embedded store) those copies were a large share of the event loop's time.
 ``Job`` is a frozen dataclass with slots and no ``__post_init__``, so filling a new instance's
-slots through their descriptors makes exactly the object ``replace`` makes, in under half the time.
+slots through their descriptors makes exactly the object ``replace`` makes, with less work.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ __all__ = [
     "JobQueue",
     "JobStore",
     "QueueDepth",
+    "QueueRecords",
     "Resync",
     "StoreStats",
     "TransactionalStore",
@@ -77,8 +78,11 @@ class JobStore(Protocol):
         """Store a new job and its CREATED event, or return the job an earlier submission with the
         same owner and idempotency key made since ``idempotency_since`` (then ``False``).
 
-        A store that shares a transaction with its queue (SQLite) also enqueues the job and
-        returns it with ``enqueued_at`` set; the caller then must not send it again.
+        The same for every adapter: the answer is the job as stored, and its ``enqueued_at`` says
+        whether its message exists. The caller sends the message of a created job whose
+        ``enqueued_at`` is ``None``, and of no other. A store given its queue (a
+        ``TransactionalStore``: ``Backends.transaction``) enqueues in the insert's transaction and
+        answers with ``enqueued_at`` set; any other store leaves it as given.
         """
 
     async def insert_many(
@@ -100,8 +104,9 @@ class JobStore(Protocol):
         """Write ``job`` if the stored one still has ``expected_version``; append ``event`` with it.
 
         Returns the job as written, or ``None`` when someone else wrote first. The payload is
-        never rewritten. A store sharing a transaction with its queue enqueues a PENDING job
-        with no ``enqueued_at`` in the same transaction (and returns it with ``enqueued_at`` set).
+        never rewritten. As for ``insert``, ``enqueued_at`` of the answer says whether the job's
+        message exists: a ``TransactionalStore`` enqueues a PENDING job with none in the same
+        transaction; any other store writes ``enqueued_at`` as given.
         """
 
     async def mark_enqueued(self, job_id: JobId, at: datetime) -> None:
@@ -201,22 +206,34 @@ class JobQueue(Protocol):
     async def depths(self, types: Sequence[str]) -> dict[str, QueueDepth]: ...
 
 
-# -- optional: store and queue in one database ----------------------------------------------
+class QueueRecords(Protocol):
+    """A queue capability: messages an event source received for us (an AWS Lambda SQS mapping)
+    made into ``Delivery``s, to be settled through the queue as its own receives are."""
+
+    #: messages dropped because their body was not a jobpulse message
+    malformed_count: int
+
+    async def delivery_from(
+        self, queue_name: str, body: str, receipt_handle: str, receive_count: int = 1
+    ) -> Delivery | None:
+        """The message as a ``Delivery``; ``None`` for a malformed body (deleted, logged, counted).
+        Raises ``ConfigurationError`` for a queue that is not one of this queue's job queues."""
+
+
+# -- capability: store and queue in one database ----------------------------------------------
 
 #: what a write decides from the job it read: the next job and its event, or ``None`` (no write)
 Decide: TypeAlias = Callable[[Job], tuple[Job, JobEvent | None] | None]
 
 
 class TransactionalStore(Protocol):
-    """An optional store capability, used when the queue lives in the store's database (SQLite).
+    """A store capability, present when the queue lives in the store's database (SQLite).
 
     Read, decide and write a job in one transaction, and delete the job's message in it too: one
     commit where the ports alone need a read, a write and an ack (and no conflict can come between
-    the read and the write). The service uses it only if ``shares_transaction_with(queue)``.
+    the read and the write). ``open_backends`` says whether the backends have it
+    (``Backends.transaction``); the service uses it when given it, and the ports otherwise.
     """
-
-    def shares_transaction_with(self, queue: JobQueue) -> bool:
-        """True when ``queue``'s messages are rows this store's transactions can write."""
 
     async def decide_and_update(
         self, job_id: JobId, decide: Decide, current: Job | None, ack: Delivery | None
@@ -229,16 +246,16 @@ class TransactionalStore(Protocol):
 
     async def receive_and_decide(
         self,
-        queue: JobQueue,
         types: Sequence[str],
         max_messages: int,
         wait_seconds: float,
         visibility_seconds: float,
         decide_for: Callable[[Delivery], Decide],
     ) -> list[tuple[Delivery, tuple[Job, JobEvent | None] | Exception]]:
-        """``queue.receive``, and for each message ``decide_and_update`` of its job with
-        ``decide_for(delivery)`` in the same transaction. Each message gets its outcome, or the
-        exception its job's write raised (its message stays taken, as a plain receive's would)."""
+        """``JobQueue.receive`` on the store's queue, and for each message ``decide_and_update`` of
+        its job with ``decide_for(delivery)`` in the same transaction. Each message gets its outcome,
+        or the exception its job's write raised (its message stays taken, as a plain receive's would).
+        """
 
 
 # -- bus ---------------------------------------------------------------------------------------

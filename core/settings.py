@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(default=262_144, gt=0)
     max_request_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     #: permessage-deflate on websockets. Off: events are small JSON, and each compressed socket
-    #: keeps ~40 KiB of zlib state and spends ~10% of delivery CPU on it (bench/README.md, fig 7b).
+    #: would keep its own zlib state and spend delivery CPU on it for little gain (bench/README.md).
     ws_compression: bool = False
     max_batch_size: int = Field(default=1000, gt=0)
     max_query_depth: int = Field(default=10, gt=0)

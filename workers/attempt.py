@@ -29,7 +29,8 @@ from core.errors import (
 from core.jobtypes import JobType, PermanentError, Retry
 from core.models import Claim, Job, JobStatus, JSONValue
 from core.ports import Delivery
-from core.service import JobService
+from core.service import JobService, MessageFate
+from core.write_path import MAX_RELEASE_SECONDS, release_delay
 from workers.context import WorkerContext
 
 __all__ = [
@@ -43,8 +44,6 @@ __all__ = [
 
 log = structlog.get_logger("jobpulse.worker")
 
-# SQS keeps a received message hidden for at most 12 hours; longer waits are re-hidden on redelivery.
-MAX_RELEASE_SECONDS = 12 * 3600 - 60
 MAX_RESULT_BYTES = 8 * 1024 * 1024
 
 
@@ -62,9 +61,7 @@ class Interrupt(enum.Enum):
 
 def seconds_until(service: JobService, when: datetime | None) -> float:
     """How long until ``when`` by the service's clock, as a message delay (0 to 12 hours)."""
-    if when is None:
-        return 0.0
-    return min(MAX_RELEASE_SECONDS, max(0.0, (when - service.clock()).total_seconds()))
+    return release_delay(when, service.clock())
 
 
 async def _call(job_type: JobType[Any], ctx: WorkerContext, payload: Any, seconds: float) -> JSONValue:
@@ -230,15 +227,15 @@ class Attempt:
         )
         if job.status is JobStatus.PENDING:
             delay = seconds_until(self.service, job.run_at)
-            await self.service.queue.release(self.delivery, delay)
+            await self.service.settle(self.delivery, MessageFate.RELEASE, delay)
             log.info("attempt failed; will retry", error=message, retry_in_seconds=round(delay, 3))
         else:
-            await self.service.queue.dead_letter(self.delivery)
+            await self.service.settle(self.delivery, MessageFate.DEAD_LETTER)
             log.warning("job failed", error=message)
 
     async def _give_back(self) -> None:
         await self.ctx.close()
         reason = Interrupt.SHUTDOWN.value
         await self.ctx.write(lambda current: self.service.release(self.ctx.claim, reason, current=current))
-        await self.service.queue.release(self.delivery, 0)
+        await self.service.settle(self.delivery, MessageFate.RELEASE)
         log.info("job given back for another worker")

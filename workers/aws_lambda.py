@@ -38,12 +38,11 @@ from typing import Any
 import structlog
 
 from core.backends import open_backends
-from core.backends.queue.sqs import SqsJobQueue
 from core.errors import BackendUnavailableError, ConfigurationError
 from core.gc_tuning import tune_gc
 from core.logs import configure_logging
 from core.models import Job, JobId
-from core.ports import Delivery, JobQueue, QueueDepth
+from core.ports import Delivery, JobQueue, QueueDepth, QueueRecords
 from core.service import JobService
 from core.settings import Settings
 from workers.external import settle_external
@@ -115,7 +114,7 @@ class Container:
 
     loop: asyncio.AbstractEventLoop
     stack: AsyncExitStack
-    sqs: SqsJobQueue
+    records: QueueRecords
     queue: SettlingQueue
     service: JobService
     worker: Worker
@@ -124,7 +123,7 @@ class Container:
     @property
     def malformed_count(self) -> int:
         """Records dropped because their body was not a jobpulse message."""
-        return self.sqs.malformed_count
+        return self.records.malformed_count
 
 
 #: the per-environment cache: built by the first invocation, reused by every warm one
@@ -161,15 +160,23 @@ def _build(settings: Settings) -> Container:
     asyncio.set_event_loop(loop)
     stack = AsyncExitStack()
     backends = loop.run_until_complete(stack.enter_async_context(open_backends(settings)))
-    assert isinstance(backends.queue, SqsJobQueue)  # JOBPULSE_SQS_ENDPOINT_URL is set
+    assert backends.records is not None  # JOBPULSE_SQS_ENDPOINT_URL is set: the SQS queue
     queue = SettlingQueue(backends.queue)
-    service = JobService(backends.store, queue, backends.bus, registry, settings, blobs=backends.blobs)
+    service = JobService(
+        backends.store,
+        queue,
+        backends.bus,
+        registry,
+        settings,
+        blobs=backends.blobs,
+        transaction=backends.transaction,
+    )
     name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "function")
     worker = Worker(service, worker_id=f"lambda:{name}:{secrets.token_hex(3)}")
     if "AWS_LAMBDA_FUNCTION_NAME" in os.environ:
         tune_gc()  # a warm container lives on: freeze what was built, fewer GC pauses (core/gc_tuning.py)
     log.info("lambda container ready", backends=backends.kinds, types=worker.types)
-    return Container(loop, stack, backends.queue, queue, service, worker)
+    return Container(loop, stack, backends.records, queue, service, worker)
 
 
 def handler(event: Mapping[str, Any], context: object) -> dict[str, list[dict[str, str]]]:
@@ -184,7 +191,7 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, list[dict[st
 async def _delivery(built: Container, record: Mapping[str, Any]) -> Delivery | None:
     queue_name = str(record["eventSourceARN"]).rsplit(":", 1)[-1]
     receive_count = int(record.get("attributes", {}).get("ApproximateReceiveCount", 1))
-    return await built.sqs.delivery_from(
+    return await built.records.delivery_from(
         queue_name, str(record["body"]), str(record["receiptHandle"]), receive_count
     )
 

@@ -26,7 +26,7 @@ import structlog
 
 from core.models import JobStatus
 from core.ports import Delivery
-from core.service import JobService
+from core.service import JobService, MessageFate
 from workers.attempt import seconds_until
 
 __all__ = ["MAX_HIDE_SECONDS", "RENEW_AFTER_RECEIVES", "settle_external", "watch_external_jobs"]
@@ -62,11 +62,11 @@ async def settle_external(service: JobService, delivery: Delivery) -> None:
     queue = service.queue
     job = await service.expire_claim(delivery.job_id)  # writes only if the lease ran out
     if job is None or job.status in (JobStatus.COMPLETED, JobStatus.CANCELLED):
-        await queue.ack(delivery)
+        await service.settle(delivery, MessageFate.ACK)
         return
     if job.status is JobStatus.FAILED:
         log.info("external job failed; message dead-lettered", error=job.error)
-        await queue.dead_letter(delivery)
+        await service.settle(delivery, MessageFate.DEAD_LETTER)
         return
     if job.status is JobStatus.PROCESSING:
         hide = seconds_until(service, job.lease_until) + 1  # just past the lease: whole seconds on SQS
@@ -76,6 +76,6 @@ async def settle_external(service: JobService, delivery: Delivery) -> None:
     if delivery.receive_count >= RENEW_AFTER_RECEIVES:
         # The new message first: a crash in between leaves a harmless duplicate, never none.
         await queue.send(job, min(hide, queue.max_delay_seconds))
-        await queue.ack(delivery)
+        await service.settle(delivery, MessageFate.ACK)
     else:
-        await queue.release(delivery, hide)
+        await service.settle(delivery, MessageFate.RELEASE, hide)

@@ -37,7 +37,7 @@ from core.errors import (
 )
 from core.models import ClaimDecision, JobId, JobStatus
 from core.ports import CONTROL, CancelRequested, Delivery, Resync
-from core.service import ClaimResult, JobService
+from core.service import ClaimResult, JobService, MessageFate
 from workers.attempt import Attempt, Interrupt, seconds_until
 from workers.owners import hold_owner_lock, release_dead_owners
 
@@ -55,7 +55,7 @@ IDLE_PAUSE_SECONDS = 0.5
 REMEMBERED_CANCELS = 1_000
 
 
-#: a received message, with its claim's outcome when it came claimed
+#: a message, with its claim's outcome when it came claimed (``process``'s do not)
 Received: TypeAlias = tuple[Delivery, ClaimResult | Exception | None]
 
 
@@ -197,8 +197,6 @@ class Worker:
                 wait = BURST_POLL_SECONDS if self._tasks else 0.0
             else:
                 wait = self.settings.wait_time_seconds
-            # Messages are hidden from when the queue is asked for them: their leases start there too.
-            asked_at = self.service.clock()
             try:
                 deliveries = await self._receive(min(free, self.settings.max_messages), wait, stop)
             except Exception as exc:  # a backend hiccup must not end the worker
@@ -209,7 +207,7 @@ class Worker:
             if deliveries is None:
                 return  # stopped while receiving
             for delivery, claimed in deliveries:
-                self._start(delivery, asked_at, claimed=claimed)
+                self._start(delivery, claimed=claimed)
             if deliveries:
                 continue
             if self.burst and not self._tasks:
@@ -233,21 +231,17 @@ class Worker:
         return True
 
     async def _receive(self, max_messages: int, wait: float, stop: asyncio.Event) -> list[Received] | None:
-        """Receive, but give up the wait when ``stop`` is set; ``None`` then (and nothing kept).
-
-        Where the store and queue share a transaction, the messages come claimed (one commit for
-        both: ``JobService.receive_claims``); if ``stop`` is set by then, their jobs are given back
-        (PENDING, the attempt not counted) rather than run, as plain messages are released.
+        """Receive and claim (``JobService.receive_claims``), but give up the wait when ``stop`` is
+        set; ``None`` then. Messages that came claimed after ``stop`` was set are given back (their
+        jobs PENDING, the attempt not counted) rather than run.
         """
-        receive: Coroutine[Any, Any, list[Received]]
-        if self.service.one_transaction is not None:
-            receive = self._receive_claimed(max_messages, wait)
-        else:
-            receive = self._receive_unclaimed(max_messages, wait)
+        visibility = self.settings.visibility_timeout
         # Even without a wait, in a task of its own: a receive whose take is committing when it is
         # cancelled answers with what it took (``SqliteJobQueue.take_then``), which must not swallow
         # a cancellation of this worker; the worker's own cancellation stays this coroutine's.
-        receiving = asyncio.create_task(receive)
+        receiving = asyncio.create_task(
+            self.service.receive_claims(self.types, max_messages, wait, self.worker_id, visibility)
+        )
         stopping = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -259,26 +253,12 @@ class Worker:
             await asyncio.wait({receiving})
         if receiving.cancelled():
             return None
-        received = receiving.result()
+        received: list[Received] = [*receiving.result()]
         if stop.is_set():
             for delivery, claimed in received:
-                if claimed is None:
-                    with suppress(Exception):
-                        await self.service.queue.release(delivery, 0)
-                else:
-                    self._start(delivery, claimed=claimed, give_back=True)
+                self._start(delivery, claimed=claimed, give_back=True)
             return None
         return received
-
-    async def _receive_claimed(self, max_messages: int, wait: float) -> list[Received]:
-        visibility = self.settings.visibility_timeout
-        claims = await self.service.receive_claims(self.types, max_messages, wait, self.worker_id, visibility)
-        return [(delivery, claimed) for delivery, claimed in claims]
-
-    async def _receive_unclaimed(self, max_messages: int, wait: float) -> list[Received]:
-        visibility = self.settings.visibility_timeout
-        deliveries = await self.service.queue.receive(self.types, max_messages, wait, visibility)
-        return [(delivery, None) for delivery in deliveries]
 
     def _start(
         self,
@@ -381,7 +361,7 @@ class Worker:
             except JobNotFoundError:
                 log.warning("the job disappeared while it ran; message dropped")
                 with suppress(Exception):
-                    await self.service.queue.ack(delivery)
+                    await self.service.settle(delivery, MessageFate.ACK)
             except Exception:
                 log.exception("unexpected error while handling a message")
 
@@ -392,7 +372,6 @@ class Worker:
         claimed: ClaimResult | Exception | None,
         give_back: bool = False,
     ) -> None:
-        queue = self.service.queue
         if isinstance(claimed, Exception):
             raise claimed  # the claim's own error, handled as if the claim had been made here
         if claimed is None:
@@ -402,17 +381,17 @@ class Worker:
         job = claimed.job
         if job is None:
             log.warning("message for a job that does not exist; dropped")
-            await queue.ack(delivery)
+            await self.service.settle(delivery, MessageFate.ACK)
             return
         decision = claimed.decision
         if decision is ClaimDecision.RUN:
             assert claimed.claim is not None
             await self._run(Attempt(self.service, delivery, claimed.claim, job), give_back)
         elif decision is ClaimDecision.NOT_YET:
-            await queue.release(delivery, seconds_until(self.service, job.run_at))
+            await self.service.settle(delivery, MessageFate.RELEASE, seconds_until(self.service, job.run_at))
         elif decision is ClaimDecision.FAIL:
             log.warning("worker lost on the last attempt; job failed", error=job.error)
-            await queue.dead_letter(delivery)
+            await self.service.settle(delivery, MessageFate.DEAD_LETTER)
         elif job.status is JobStatus.PROCESSING and job.lease_until is not None:
             # Running under a live lease. The message may be the holder's own, back because its
             # visibility could not be extended: deleting it would leave nothing to run the job again
@@ -421,10 +400,10 @@ class Worker:
             log.info(
                 "job running elsewhere; message hidden until its lease ends", retry_in_seconds=round(delay, 3)
             )
-            await queue.release(delivery, delay)
+            await self.service.settle(delivery, MessageFate.RELEASE, delay)
         else:
             log.debug("message not needed; dropped", decision=decision.value, status=job.status.value)
-            await queue.ack(delivery)
+            await self.service.settle(delivery, MessageFate.ACK)
 
     async def _run(self, attempt: Attempt, give_back: bool = False) -> None:
         job_id = attempt.job.id

@@ -19,7 +19,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from core.blobs import BlobStore
-from core.ports import EventBus, JobQueue, JobStore
+from core.ports import EventBus, JobQueue, JobStore, QueueRecords, TransactionalStore
 from core.settings import Settings
 
 __all__ = ["Backends", "open_backends"]
@@ -27,6 +27,8 @@ __all__ = ["Backends", "open_backends"]
 
 @dataclass(frozen=True, slots=True)
 class Backends:
+    """The opened backends, and what they can do beyond the ports (``transaction``, ``records``)."""
+
     store: JobStore
     queue: JobQueue
     bus: EventBus
@@ -34,6 +36,11 @@ class Backends:
     kinds: dict[str, str]
     #: where large payloads and results go (S3, or files beside SQLite); ``None``: kept inline
     blobs: BlobStore | None = None
+    #: the store, when the queue is a table of its database (SQLite store and queue): it reads,
+    #: decides, writes and acks in one transaction; ``None``: the ports alone (any other pairing)
+    transaction: TransactionalStore | None = None
+    #: the queue, when it can take messages an event source received (SQS, for AWS Lambda)
+    records: QueueRecords | None = None
 
 
 @asynccontextmanager
@@ -47,7 +54,24 @@ async def open_backends(settings: Settings) -> AsyncIterator[Backends]:
             db = SqliteDatabase(settings.database_path)
             stack.push_async_callback(db.close)
 
+        queue: JobQueue
+        sqlite_queue = None
+        records: QueueRecords | None = None
+        if settings.sqs_endpoint_url is not None:
+            from core.backends.queue.sqs import SqsJobQueue
+
+            queue = records = await SqsJobQueue.open(settings)
+            queue_kind = "sqs"
+        else:
+            from core.backends.queue.sqlite import SqliteJobQueue
+
+            assert db is not None
+            queue = sqlite_queue = SqliteJobQueue(db)
+            queue_kind = "sqlite"
+        stack.push_async_callback(queue.close)
+
         store: JobStore
+        transaction: TransactionalStore | None = None
         if settings.mongodb_url is not None:
             from core.backends.store.mongo import MongoJobStore
 
@@ -57,24 +81,12 @@ async def open_backends(settings: Settings) -> AsyncIterator[Backends]:
             from core.backends.store.sqlite import SqliteJobStore
 
             assert db is not None
-            # The SQLite queue shares the store's transaction only when it is the queue in use.
-            store = SqliteJobStore(db, transactional_queue=settings.sqs_endpoint_url is None)
+            # Given the queue of its own database, the store writes it in its transactions.
+            store = sqlite_store = SqliteJobStore(db, queue=sqlite_queue)
+            if sqlite_queue is not None:
+                transaction = sqlite_store
             store_kind = "sqlite"
         stack.push_async_callback(store.close)
-
-        queue: JobQueue
-        if settings.sqs_endpoint_url is not None:
-            from core.backends.queue.sqs import SqsJobQueue
-
-            queue = await SqsJobQueue.open(settings)
-            queue_kind = "sqs"
-        else:
-            from core.backends.queue.sqlite import SqliteJobQueue
-
-            assert db is not None
-            queue = SqliteJobQueue(db)
-            queue_kind = "sqlite"
-        stack.push_async_callback(queue.close)
 
         bus: EventBus
         if settings.redis_url is not None:
@@ -105,4 +117,4 @@ async def open_backends(settings: Settings) -> AsyncIterator[Backends]:
         if blobs is not None:
             stack.push_async_callback(blobs.close)
 
-        yield Backends(store, queue, bus, kinds, blobs)
+        yield Backends(store, queue, bus, kinds, blobs, transaction, records)

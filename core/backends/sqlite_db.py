@@ -183,7 +183,7 @@ class SqliteDatabase:
                 batch.append(item)
             results, wake = self._commit(conn, batch)
             # One wake-up per event loop for the whole batch, not one per op: each
-            # call_soon_threadsafe writes to the loop's self-pipe (fig. 4: 9.5% of the writer).
+            # call_soon_threadsafe writes to the loop's self-pipe, a system call per op otherwise.
             by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
             for (_, future), (ok, value) in zip(batch, results, strict=True):
                 by_loop.setdefault(future.get_loop(), []).append((future, ok, value))

@@ -217,10 +217,15 @@ async def run_server(
     *,
     background: Sequence[BackgroundTask] = (),
     extra_routes: Sequence[BaseRoute] = (),
+    fast_paths: bool = True,
 ) -> AsyncIterator[Server]:
     """Serve ``create_app(settings, …)`` on a free port until the block ends."""
     app = create_app(
-        settings, JobTypeRegistry(list(JOB_TYPES)), background=background, extra_routes=extra_routes
+        settings,
+        JobTypeRegistry(list(JOB_TYPES)),
+        background=background,
+        extra_routes=extra_routes,
+        fast_paths=fast_paths,
     )
     # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
     # and without it every response waits out the client's delayed ACK (~40 ms).

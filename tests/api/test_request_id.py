@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from api.request_id import RequestIdMiddleware
+from api.middleware import EdgeMiddleware
 from tests.api.helpers import Server
 
 
@@ -18,7 +18,7 @@ async def _context(request: Request) -> JSONResponse:
 
 
 def _client() -> httpx.AsyncClient:
-    app = RequestIdMiddleware(Starlette(routes=[Route("/context", _context)]))
+    app = EdgeMiddleware(Starlette(routes=[Route("/context", _context)]))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
 

@@ -27,8 +27,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         from core.backends.store.sqlite import SqliteJobStore
 
         db = SqliteDatabase(tmp_path / "jobpulse.sqlite3")
-        # Not sharing a transaction with a queue: the same contract as MongoDB's.
-        yield SqliteJobStore(db, transactional_queue=False)
+        # Not given a queue: the plain ``JobStore``, the same contract as MongoDB's.
+        yield SqliteJobStore(db)
         await db.close()
     else:
         from core.backends.store.mongo import MongoJobStore

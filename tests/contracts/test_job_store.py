@@ -486,3 +486,12 @@ async def test_concurrent_marks_each_record_their_own_send(store: JobStore) -> N
         assert stored[job.id].version == 1
     later = BASE + timedelta(hours=1)
     assert await store.find_unenqueued(updated_before=later, run_before=later, limit=20) == []
+
+
+async def test_insert_answers_the_job_as_stored_with_its_message_unsent(store: JobStore) -> None:
+    """A plain store's insert sends no message: the job comes back with no ``enqueued_at``, for the
+    caller to send (and the sweeper finds it until then)."""
+    job = await add(store, make_job(at=utcnow() - timedelta(minutes=1)))
+    assert job.enqueued_at is None
+    due = await store.find_unenqueued(updated_before=utcnow(), run_before=utcnow(), limit=10)
+    assert [j.id for j in due] == [job.id]

@@ -86,7 +86,9 @@ async def start(tmp_path: Path, receiver: Receiver) -> AsyncIterator[Start]:
     async with AsyncExitStack() as stack:
         stops: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
 
-        async def make(clock: Callable[[], float] | None = None, **overrides: Any) -> tuple[JobService, Alerter]:
+        async def make(
+            clock: Callable[[], float] | None = None, **overrides: Any
+        ) -> tuple[JobService, Alerter]:
             values: dict[str, Any] = {
                 "data_dir": tmp_path,
                 "alert_webhook_url": receiver.url,
@@ -97,7 +99,14 @@ async def start(tmp_path: Path, receiver: Receiver) -> AsyncIterator[Start]:
             }
             settings = Settings(**values)
             backends = await stack.enter_async_context(open_backends(settings))
-            service = JobService(backends.store, backends.queue, backends.bus, JobTypeRegistry(JOB_TYPES), settings)
+            service = JobService(
+                backends.store,
+                backends.queue,
+                backends.bus,
+                JobTypeRegistry(JOB_TYPES),
+                settings,
+                transaction=backends.transaction,
+            )
             alerter = Alerter(service, **({"clock": clock} if clock else {}))
             stop = asyncio.Event()
             stops.append((stop, asyncio.create_task(alerter.run(stop))))
@@ -191,7 +200,9 @@ async def test_no_failure_rate_alert_below_the_threshold(start: Start, receiver:
 async def test_failures_older_than_the_window_do_not_count(start: Start, receiver: Receiver) -> None:
     """Failures that slid out of the window leave too few samples for an alert."""
     clock = Clock()
-    service, alerter = await start(clock, alert_failure_rate=50, alert_min_samples=10, alert_window_seconds=60)
+    service, alerter = await start(
+        clock, alert_failure_rate=50, alert_min_samples=10, alert_window_seconds=60
+    )
 
     await finish(service, 9, failed=True)
     clock.now += 61
@@ -201,7 +212,9 @@ async def test_failures_older_than_the_window_do_not_count(start: Start, receive
     assert receiver.of("failure_rate") == []
 
 
-async def test_after_the_cooldown_the_next_alert_counts_those_held_back(start: Start, receiver: Receiver) -> None:
+async def test_after_the_cooldown_the_next_alert_counts_those_held_back(
+    start: Start, receiver: Receiver
+) -> None:
     """Once the cool-down has passed, the condition alerts again, saying how many alerts it held back."""
     clock = Clock()
     service, alerter = await start(clock, alert_cooldown_seconds=600)

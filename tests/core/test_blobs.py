@@ -59,7 +59,7 @@ async def service(tmp_path: Path) -> AsyncIterator[JobService]:
         assert backends.kinds["blobs"] == "files"
         yield JobService(
             backends.store, backends.queue, backends.bus, JobTypeRegistry(JOB_TYPES), settings,
-            blobs=backends.blobs,
+            blobs=backends.blobs, transaction=backends.transaction
         )  # fmt: skip
 
 

@@ -23,7 +23,14 @@ async def service(distributed_settings: Callable[..., Settings]) -> AsyncIterato
     settings = distributed_settings(redis_url=None)
     async with open_backends(settings) as backends:
         await backends.queue.ensure_queues(["flaky"])
-        yield JobService(backends.store, backends.queue, backends.bus, JobTypeRegistry(JOB_TYPES), settings)
+        yield JobService(
+            backends.store,
+            backends.queue,
+            backends.bus,
+            JobTypeRegistry(JOB_TYPES),
+            settings,
+            transaction=backends.transaction,
+        )
 
 
 async def test_job_claimed_before_it_was_marked_sent_is_not_swept_after_a_retry(

@@ -157,7 +157,12 @@ async def test_a_failed_sqlite_write_fails_its_batch_and_stores_none_of_it(tmp_p
     settings = Settings(data_dir=tmp_path)
     async with open_backends(settings) as backends:
         service = JobService(
-            backends.store, backends.queue, backends.bus, JobTypeRegistry(JOB_TYPES), settings
+            backends.store,
+            backends.queue,
+            backends.bus,
+            JobTypeRegistry(JOB_TYPES),
+            settings,
+            transaction=backends.transaction,
         )
         assert isinstance(service.store, SqliteJobStore)
         await service.store.db.write(
@@ -191,7 +196,12 @@ async def test_submits_while_mongodb_is_down_fail_with_backend_unavailable(
         async with open_backends(settings) as backends:
             await backends.queue.ensure_queues(["noop"])
             service = JobService(
-                backends.store, backends.queue, backends.bus, JobTypeRegistry(JOB_TYPES), settings
+                backends.store,
+                backends.queue,
+                backends.bus,
+                JobTypeRegistry(JOB_TYPES),
+                settings,
+                transaction=backends.transaction,
             )
             proxy.cut()
             answers = await gather_answers(service, [SubmitRequest("noop", {"n": n}) for n in range(6)])

@@ -42,7 +42,13 @@ async def service(distributed_settings: Callable[..., Settings], clock: Clock) -
     async with open_backends(settings) as backends:
         await backends.queue.ensure_queues(["noop"])
         yield JobService(
-            backends.store, backends.queue, backends.bus, JobTypeRegistry(JOB_TYPES), settings, clock=clock
+            backends.store,
+            backends.queue,
+            backends.bus,
+            JobTypeRegistry(JOB_TYPES),
+            settings,
+            clock=clock,
+            transaction=backends.transaction,
         )
 
 

@@ -32,11 +32,14 @@ async def embedded(data_dir: Path, *, one_transaction: bool) -> AsyncIterator[Jo
     settings = Settings(data_dir=data_dir)
     async with open_backends(settings) as backends:
         service = JobService(
-            backends.store, backends.queue, backends.bus, JobTypeRegistry(JOB_TYPES), settings
+            backends.store,
+            backends.queue,
+            backends.bus,
+            JobTypeRegistry(JOB_TYPES),
+            settings,
+            # Without it, the ports' path: read, conditional update, ack.
+            transaction=backends.transaction if one_transaction else None,
         )
-        assert service.one_transaction is backends.store
-        if not one_transaction:
-            service.one_transaction = None  # the ports' path: read, conditional update, ack
         yield service
 
 
@@ -151,16 +154,25 @@ async def test_an_ack_with_an_old_receipt_keeps_the_redelivered_message(tmp_path
         assert (await service.queue.depths(["noop"]))["noop"].in_flight == 1
 
 
-async def test_one_transaction_only_when_the_queue_is_the_stores(tmp_path: Path) -> None:
-    """A store that does not enqueue in its transactions (SQS beside SQLite) gets the ports' path."""
-    settings = Settings(data_dir=tmp_path)
+async def test_the_embedded_backends_have_the_transaction(tmp_path: Path) -> None:
+    """``open_backends`` offers the SQLite store's one transaction when the queue is its database's."""
+    async with open_backends(Settings(data_dir=tmp_path)) as backends:
+        assert isinstance(backends.store, SqliteJobStore)
+        assert backends.transaction is backends.store
+
+
+async def test_sqs_beside_sqlite_gets_the_ports_path(
+    tmp_path: Path, distributed_settings: Callable[..., Settings]
+) -> None:
+    """A SQLite store beside another queue (SQS) is offered no transaction and enqueues nothing."""
+    settings = distributed_settings(data_dir=tmp_path, mongodb_url=None, redis_url=None)
     async with open_backends(settings) as backends:
         assert isinstance(backends.store, SqliteJobStore)
-        assert backends.store.shares_transaction_with(backends.queue)
-        apart = SqliteJobStore(backends.store.db, transactional_queue=False)
-        assert not apart.shares_transaction_with(backends.queue)
-        service = JobService(apart, backends.queue, backends.bus, JobTypeRegistry(JOB_TYPES), settings)
-        assert service.one_transaction is None
+        assert backends.transaction is None
+        service = JobService(backends.store, backends.queue, backends.bus, JobTypeRegistry(JOB_TYPES), settings)
+        await backends.queue.ensure_queues(["noop"])
+        job = await service.submit(ALICE, SubmitRequest("noop", {}))
+        assert (await backends.queue.receive(["noop"], 1, 1, 30))[0].job_id == job.id
 
 
 @pytest.mark.parametrize("one_transaction", [True, False])
@@ -187,13 +199,7 @@ async def _claims_trace(service: JobService) -> list[Any]:
     db = service.store.db  # type: ignore[attr-defined]
     await db.write(lambda conn: conn.execute("DELETE FROM jobs WHERE id = ?", (gone.id,)))
     names = {run.id: "run", cancelled.id: "cancelled", held.id: "held", gone.id: "gone"}
-    if service.one_transaction is not None:
-        received = await service.receive_claims(["noop"], 10, 0, "w1", 30)
-    else:
-        received = [
-            (d, await service.claim(d.job_id, "w1", 30))
-            for d in await service.queue.receive(["noop"], 10, 0, 30)
-        ]
+    received = await service.receive_claims(["noop"], 10, 0, "w1", 30)
     trace: list[Any] = []
     for delivery, result in received:
         assert isinstance(result, ClaimResult)

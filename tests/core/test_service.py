@@ -32,7 +32,14 @@ ADMIN = Principal("root", "admin")
 async def service(tmp_path: Path) -> AsyncIterator[JobService]:
     settings = Settings(data_dir=tmp_path, max_payload_bytes=1024, sweep_grace_seconds=0)
     async with open_backends(settings) as backends:
-        yield JobService(backends.store, backends.queue, backends.bus, JobTypeRegistry(JOB_TYPES), settings)
+        yield JobService(
+            backends.store,
+            backends.queue,
+            backends.bus,
+            JobTypeRegistry(JOB_TYPES),
+            settings,
+            transaction=backends.transaction,
+        )
 
 
 async def test_submit_stores_and_enqueues_in_one_step(service: JobService) -> None:
@@ -268,7 +275,7 @@ async def test_sweeper_sends_jobs_whose_send_failed(service: JobService) -> None
     from core.backends.store.sqlite import SqliteJobStore
 
     assert isinstance(service.store, SqliteJobStore)
-    plain = SqliteJobStore(service.store.db, transactional_queue=False)
+    plain = SqliteJobStore(service.store.db)
     await plain.insert(orphan, JobEvent.of(orphan, JobEventKind.CREATED), orphan.created_at)
     assert await service.sweep() == 1
     assert await service.sweep() == 0

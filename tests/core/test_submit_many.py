@@ -206,7 +206,12 @@ async def test_jobs_submitted_while_sqs_is_down_are_sent_by_the_sweeper(
         async with open_backends(settings) as backends:
             await backends.queue.ensure_queues(["noop"])
             service = JobService(
-                backends.store, backends.queue, backends.bus, JobTypeRegistry(JOB_TYPES), settings
+                backends.store,
+                backends.queue,
+                backends.bus,
+                JobTypeRegistry(JOB_TYPES),
+                settings,
+                transaction=backends.transaction,
             )
             proxy.cut()
             answers = await service.submit_many(ALICE, [SubmitRequest("noop", {"n": n}) for n in range(3)])

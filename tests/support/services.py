@@ -31,4 +31,11 @@ async def service_on(
         settings = make(**overrides)
     async with open_backends(settings) as backends:
         await backends.queue.ensure_queues([t.name for t in JOB_TYPES])
-        yield JobService(backends.store, backends.queue, backends.bus, JobTypeRegistry(JOB_TYPES), settings)
+        yield JobService(
+            backends.store,
+            backends.queue,
+            backends.bus,
+            JobTypeRegistry(JOB_TYPES),
+            settings,
+            transaction=backends.transaction,
+        )

@@ -27,10 +27,13 @@ MakeService = Callable[..., Awaitable[JobService]]
 
 @pytest.fixture
 async def make_service(tmp_path: Path) -> AsyncIterator[MakeService]:
-    """Build services over one data directory; each call may override settings (and the clock)."""
+    """Build services over one data directory; each call may override settings (and the clock), and
+    with ``one_transaction=False`` leave the store's transaction unused (the ports' path, as on SQS)."""
     async with AsyncExitStack() as stack:
 
-        async def make(clock: Callable[[], Any] | None = None, **overrides: Any) -> JobService:
+        async def make(
+            clock: Callable[[], Any] | None = None, *, one_transaction: bool = True, **overrides: Any
+        ) -> JobService:
             values: dict[str, Any] = {
                 "data_dir": tmp_path,
                 # The embedded backends, whatever the environment names.
@@ -47,7 +50,15 @@ async def make_service(tmp_path: Path) -> AsyncIterator[MakeService]:
             backends = await stack.enter_async_context(open_backends(settings))
             registry = load_registry(settings)
             extra = {"clock": clock} if clock is not None else {}
-            return JobService(backends.store, backends.queue, backends.bus, registry, settings, **extra)
+            return JobService(
+                backends.store,
+                backends.queue,
+                backends.bus,
+                registry,
+                settings,
+                **extra,
+                transaction=backends.transaction if one_transaction else None,
+            )
 
         yield make
 

@@ -42,7 +42,14 @@ def lambda_env(distributed_env: dict[str, str], monkeypatch: pytest.MonkeyPatch)
 async def service(lambda_env: Settings) -> AsyncIterator[JobService]:
     """The test's own view of the same backends: to submit jobs and read them back."""
     async with open_backends(lambda_env) as backends:
-        yield JobService(backends.store, backends.queue, backends.bus, load_registry(lambda_env), lambda_env)
+        yield JobService(
+            backends.store,
+            backends.queue,
+            backends.bus,
+            load_registry(lambda_env),
+            lambda_env,
+            transaction=backends.transaction,
+        )
 
 
 class Sqs:

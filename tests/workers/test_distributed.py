@@ -26,7 +26,9 @@ async def service(distributed_settings: Callable[..., Settings]) -> AsyncIterato
     registry = load_registry(settings)
     async with open_backends(settings) as backends:
         await backends.queue.ensure_queues(registry.names)
-        yield JobService(backends.store, backends.queue, backends.bus, registry, settings)
+        yield JobService(
+            backends.store, backends.queue, backends.bus, registry, settings, transaction=backends.transaction
+        )
 
 
 async def test_noop_job_completes(service: JobService) -> None:

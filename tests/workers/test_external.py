@@ -37,7 +37,15 @@ async def service(
     settings = distributed_settings(job_modules=TEST_MODULES, visibility_timeout=60, external_types="render")
     async with open_backends(settings) as backends:
         registry = load_registry(settings)
-        yield JobService(backends.store, backends.queue, backends.bus, registry, settings, clock=clock)
+        yield JobService(
+            backends.store,
+            backends.queue,
+            backends.bus,
+            registry,
+            settings,
+            clock=clock,
+            transaction=backends.transaction,
+        )
 
 
 async def test_expired_claim_makes_the_job_pending_again(service: JobService, clock: FakeClock) -> None:

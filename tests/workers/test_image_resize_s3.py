@@ -62,7 +62,13 @@ async def make_service(tmp_path: Path, sqs_endpoint: str, bucket: str) -> AsyncI
             backends = await stack.enter_async_context(open_backends(settings))
             registry = load_registry(settings)
             return JobService(
-                backends.store, backends.queue, backends.bus, registry, settings, blobs=backends.blobs
+                backends.store,
+                backends.queue,
+                backends.bus,
+                registry,
+                settings,
+                blobs=backends.blobs,
+                transaction=backends.transaction,
             )
 
         yield make

@@ -27,8 +27,8 @@ async def test_lease_runs_from_the_receive_not_from_the_claim(
 ) -> None:
     """A claim made seconds after the receive holds the job only until the message reappears."""
     clock = FakeClock()
-    service = await make_service(clock=clock, visibility_timeout=30)
-    service.one_transaction = None  # receive, then claim: the ports' path (SQS)
+    # receive, then claim: the ports' path (SQS)
+    service = await make_service(clock=clock, one_transaction=False, visibility_timeout=30)
     latch = latches("slow-claim")
     job = await submit(service, "latch", {"latch": "slow-claim"})
     receive = service.queue.receive
@@ -56,10 +56,10 @@ async def test_lease_of_a_claim_made_with_the_receive_runs_from_the_ask(
     however long the receive then took, so it cannot outlast the message's invisibility."""
     clock = FakeClock()
     service = await make_service(clock=clock, visibility_timeout=30)
-    assert service.one_transaction is not None
+    assert service.transaction is not None
     latch = latches("slow-take")
     job = await submit(service, "latch", {"latch": "slow-take"})
-    store = service.one_transaction
+    store = service.transaction
     receive_and_decide = store.receive_and_decide
     asked_at: list[datetime] = []
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Protocol
 
-from core.ports import BusMessage, Resync
+from core.ports import BusMessage, BusSubscription, Resync
 
-__all__ = ["Fanout", "FanoutSubscription"]
+__all__ = ["Fanout", "FanoutSubscription", "Subscribing", "SubscriptionHooks"]
 
 DEFAULT_BUFFER = 1000
 
@@ -109,3 +110,46 @@ class Fanout:
     @property
     def subscription_count(self) -> int:
         return len({s for subs in self._topics.values() for s in subs})
+
+
+class SubscriptionHooks(Protocol):
+    """What a bus does beyond the fan-out when a subscription comes and goes (Redis: SUBSCRIBE)."""
+
+    async def joined(self, subscription: FanoutSubscription) -> None:
+        """The subscription was added; return once its topics' messages reach the fan-out."""
+
+    async def left(self, topics: list[str]) -> None:
+        """A subscription was removed; ``topics`` are those nobody in this process listens to now."""
+
+
+class Subscribing:
+    """A bus's ``subscribe`` context: the subscription added (and ``hooks.joined``) on entry,
+    removed (and ``hooks.left``) on exit or on a failed entry. One small object for the
+    subscription's life (a generator-based context manager keeps a generator and its frame)."""
+
+    __slots__ = ("_fanout", "_hooks", "_subscription")
+
+    def __init__(
+        self, fanout: Fanout, subscription: FanoutSubscription, hooks: SubscriptionHooks | None = None
+    ) -> None:
+        self._fanout = fanout
+        self._subscription = subscription
+        self._hooks = hooks
+
+    async def __aenter__(self) -> BusSubscription:
+        self._fanout.add(self._subscription)
+        if self._hooks is not None:
+            try:
+                await self._hooks.joined(self._subscription)
+            except BaseException:
+                await self._leave()
+                raise
+        return self._subscription
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._leave()
+
+    async def _leave(self) -> None:
+        gone = self._fanout.remove(self._subscription)
+        if self._hooks is not None:
+            await self._hooks.left(gone)

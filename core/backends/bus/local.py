@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 
-from core.backends.bus.fanout import Fanout, FanoutSubscription
+from core.backends.bus.fanout import Fanout, FanoutSubscription, Subscribing
 from core.models import JobEvent
 from core.ports import ALL_EVENTS, CONTROL, BusSubscription, CancelRequested, job_topic, owner_topic
 
@@ -36,22 +36,4 @@ class LocalEventBus:
         self.fanout.deliver(CONTROL, message)
 
     def subscribe(self, topics: Sequence[str]) -> AbstractAsyncContextManager[BusSubscription]:
-        return _Subscribing(self.fanout, FanoutSubscription(topics))
-
-
-class _Subscribing:
-    """``subscribe``'s context: one small object for the subscription's life (a generator-based
-    context manager would keep a generator and its frame per open subscription)."""
-
-    __slots__ = ("_fanout", "_subscription")
-
-    def __init__(self, fanout: Fanout, subscription: FanoutSubscription) -> None:
-        self._fanout = fanout
-        self._subscription = subscription
-
-    async def __aenter__(self) -> BusSubscription:
-        self._fanout.add(self._subscription)
-        return self._subscription
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._fanout.remove(self._subscription)
+        return Subscribing(self.fanout, FanoutSubscription(topics))

@@ -15,8 +15,8 @@ logs it and carries on (the store is the truth).
 
 Publishes go out through a ``GroupCommit``: those made while a pipeline is in flight share the
 next one, in the order they were made. One connection serves any number of concurrent
-publishers (with a connection each, a burst of more than the pool's 100 failed with "Too many
-connections" and those events never reached their subscribers), and a job's events leave in
+publishers (with a connection each, a burst larger than the connection pool failed with "Too
+many connections" and those events never reached their subscribers), and a job's events leave in
 version order.
 """
 
@@ -25,19 +25,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import structlog
-from redis._parsers.hiredis import NOT_ENOUGH_DATA
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import RedisError
 
-from core.backends.bus.fanout import Fanout, FanoutSubscription
+from core.backends.bus.fanout import Fanout, FanoutSubscription, Subscribing
+from core.backends.bus.hiredis_buffer import buffered_replies
 from core.backends.bus.local import event_topics
 from core.backends.codec import dumps, event_from_dict, event_to_dict, loads
 from core.errors import BackendUnavailableError
@@ -186,7 +186,15 @@ class RedisEventBus:
 
     # -- subscribing ------------------------------------------------------------------------
     def subscribe(self, topics: Sequence[str]) -> AbstractAsyncContextManager[BusSubscription]:
-        return _Subscribing(self, FanoutSubscription(topics))
+        return Subscribing(self.fanout, FanoutSubscription(topics), self)
+
+    async def joined(self, subscription: FanoutSubscription) -> None:
+        """``SubscriptionHooks``: wait until Redis confirmed the subscription's channels."""
+        await self._confirm([self._channel(t) for t in subscription.topics])
+
+    async def left(self, topics: list[str]) -> None:
+        """``SubscriptionHooks``: UNSUBSCRIBE the channels nobody here listens to any more."""
+        await self._unsubscribe(topics)
 
     async def _send_subscribe(self, pubsub: PubSub, channels: list[str]) -> None:
         """SUBSCRIBE the channels not subscribed yet; each gets a confirmation to wait for."""
@@ -283,6 +291,7 @@ class RedisEventBus:
             pass
 
     async def _read(self, pubsub: PubSub) -> None:
+        drain = buffered_replies(pubsub)
         pinged_at: float | None = None
         last_ping = time.monotonic()
         while not self._closed:
@@ -306,7 +315,7 @@ class RedisEventBus:
             last_ping = time.monotonic()
             self._handle(response)
             # The rest of what that read brought is parsed already: handled without a wait each.
-            for response in _buffered(pubsub, DRAIN_MAX):
+            for response in drain(DRAIN_MAX):
                 self._handle(response)
 
     def _handle(self, response: Any) -> None:
@@ -338,50 +347,6 @@ class RedisEventBus:
         self.fanout.deliver(topic, bus_message)
 
 
-class _Subscribing:
-    """``subscribe``'s context: registered and confirmed on entry, released on exit. One small
-    object for the subscription's life (a generator-based one keeps a generator and its frame)."""
-
-    __slots__ = ("_bus", "_subscription")
-
-    def __init__(self, bus: RedisEventBus, subscription: FanoutSubscription) -> None:
-        self._bus = bus
-        self._subscription = subscription
-
-    async def __aenter__(self) -> BusSubscription:
-        bus, subscription = self._bus, self._subscription
-        bus.fanout.add(subscription)
-        try:
-            await bus._confirm([bus._channel(t) for t in subscription.topics])
-        except BaseException:
-            await bus._unsubscribe(bus.fanout.remove(subscription))
-            raise
-        return subscription
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self._bus._unsubscribe(self._bus.fanout.remove(self._subscription))
-
-
-def _buffered(pubsub: PubSub, limit: int) -> Iterator[Any]:
-    """Up to ``limit`` replies already read and parsed on ``pubsub``'s connection, without awaiting.
-
-    ``parse_response`` waits (with a timeout) for one reply; a socket read usually brings many,
-    which hiredis has parsed into its buffer. Taking them from there skips a timeout and a
-    coroutine chain per message. Without hiredis (``redis[hiredis]`` is a dependency) there is
-    nothing to take and every reply goes through ``parse_response``.
-    """
-    connection = pubsub.connection
-    reader = getattr(getattr(connection, "_parser", None), "_reader", None)
-    gets = getattr(reader, "gets", None)
-    if gets is None:
-        return
-    for _ in range(limit):
-        response = gets()
-        if response is NOT_ENOUGH_DATA:
-            return
-        if isinstance(response, Exception):
-            raise response  # a protocol or connection error: the reader reconnects
-        yield response
 
 
 def _text(value: bytes | str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.backends.codec import (
     dumps,
@@ -24,7 +24,10 @@ from core.cursors import EventCursor, JobCursor, to_micros
 from core.errors import BackendUnavailableError, ConflictError, JobNotFoundError
 from core.jobcopy import copy_job
 from core.models import Job, JobEvent, JobEventKind, JobId, JobStatus, JSONValue
-from core.ports import Decide, Delivery, JobFilter, JobQueue, StoreStats, TypeCounts
+from core.ports import Decide, Delivery, JobFilter, StoreStats, TypeCounts
+
+if TYPE_CHECKING:
+    from core.backends.queue.sqlite import SqliteJobQueue
 
 __all__ = ["SqliteJobStore"]
 
@@ -106,11 +109,15 @@ def _idempotent_holder(conn: sqlite3.Connection, owner: str, key: str, since_us:
 
 
 class SqliteJobStore:
-    """Jobs and events in SQLite; enqueues in-transaction when ``transactional_queue`` is set."""
+    """Jobs and events in SQLite. Given ``queue`` (the SQLite queue on the same ``db``, handed over
+    by ``open_backends``), it is also a ``TransactionalStore``: it enqueues PENDING jobs and claims
+    and acks messages in its own transactions. Without one, it is a plain ``JobStore``."""
 
-    def __init__(self, db: SqliteDatabase, *, transactional_queue: bool = True) -> None:
+    def __init__(self, db: SqliteDatabase, *, queue: SqliteJobQueue | None = None) -> None:
+        if queue is not None and queue.db is not db:
+            raise ValueError("the store's transactions can only write the queue of its own database")
         self.db = db
-        self.transactional_queue = transactional_queue
+        self.queue = queue
 
     async def ping(self) -> None:
         await self.db.read(lambda conn: conn.execute("SELECT 1").fetchone())
@@ -121,7 +128,7 @@ class SqliteJobStore:
     def _with_enqueued_at(self, job: Job) -> Job:
         """``job`` as it is written: a PENDING job without a message gets one in the same
         transaction, so its row and doc carry ``enqueued_at`` from the start (one write, one encode)."""
-        if not self.transactional_queue or job.status is not JobStatus.PENDING or job.enqueued_at is not None:
+        if self.queue is None or job.status is not JobStatus.PENDING or job.enqueued_at is not None:
             return job
         return copy_job(job, enqueued_at=job.updated_at)
 
@@ -253,11 +260,7 @@ class SqliteJobStore:
     async def update(self, job: Job, expected_version: int, event: JobEvent | None) -> Job | None:
         return await self.db.write(lambda conn: self._update_in(conn, job, expected_version, event))
 
-    # -- TransactionalStore: the queue is a table of this database ------------------------------
-    def shares_transaction_with(self, queue: JobQueue) -> bool:
-        """The SQLite queue on this very database, and the store enqueues in its transactions."""
-        return self.transactional_queue and getattr(queue, "db", None) is self.db
-
+    # -- TransactionalStore (when given the queue): the queue is a table of this database --------
     async def decide_and_update(
         self, job_id: JobId, decide: Decide, current: Job | None, ack: Delivery | None
     ) -> tuple[Job, JobEvent | None]:
@@ -270,19 +273,17 @@ class SqliteJobStore:
 
     async def receive_and_decide(
         self,
-        queue: JobQueue,
         types: Sequence[str],
         max_messages: int,
         wait_seconds: float,
         visibility_seconds: float,
         decide_for: Callable[[Delivery], Decide],
     ) -> list[tuple[Delivery, tuple[Job, JobEvent | None] | Exception]]:
-        """Receive from ``queue`` and, in the take's transaction, apply ``decide_for(delivery)`` to
-        each message's job: one commit hides the messages and claims their jobs."""
-        from core.backends.queue.sqlite import SqliteJobQueue  # it imports this module
-
-        if not isinstance(queue, SqliteJobQueue) or not self.shares_transaction_with(queue):
-            raise TypeError("receive_and_decide needs the SQLite queue of this store's database")
+        """Receive from the store's queue and, in the take's transaction, apply ``decide_for(delivery)``
+        to each message's job: one commit hides the messages and claims their jobs."""
+        queue = self.queue
+        if queue is None:
+            raise TypeError("receive_and_decide needs the store to be given its database's queue")
 
         def then(conn: sqlite3.Connection, delivery: Delivery) -> tuple[Job, JobEvent | None] | Exception:
             decide = decide_for(delivery)

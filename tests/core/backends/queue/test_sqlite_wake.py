@@ -25,7 +25,8 @@ async def test_submit_wakes_a_receive_already_waiting(
     """A receive already waiting returns a job the store enqueues afterwards, long before its poll."""
     monkeypatch.setattr(sqlite_queue, "POLL_SECONDS", 30.0)
     db = SqliteDatabase(tmp_path / "wake.sqlite3")
-    store, queue = SqliteJobStore(db), SqliteJobQueue(db)
+    queue = SqliteJobQueue(db)
+    store = SqliteJobStore(db, queue=queue)
     waiting = asyncio.Event()
     read = db.read
 

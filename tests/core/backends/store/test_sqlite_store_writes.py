@@ -16,7 +16,7 @@ from core.models import Job, JobEvent, JobEventKind, new_job_id
 async def test_submit_inserts_the_job_row_once_with_enqueued_at(tmp_path: Path) -> None:
     """Inserting a PENDING job is one INSERT into ``jobs`` (no UPDATE after it), already marked enqueued."""
     db = SqliteDatabase(tmp_path / "writes.sqlite3")
-    store = SqliteJobStore(db)
+    store = SqliteJobStore(db, queue=SqliteJobQueue(db))
     statements: list[str] = []
 
     def trace(conn: sqlite3.Connection) -> None:
@@ -41,7 +41,8 @@ async def test_insert_many_enqueues_the_new_jobs_in_one_write(tmp_path: Path) ->
     """A batch is one write op (one savepoint); each new job is written once with ``enqueued_at``
     set and gets its queue row, visible at its ``run_at`` if it has one; a duplicate gets none."""
     db = SqliteDatabase(tmp_path / "writes.sqlite3")
-    store, queue = SqliteJobStore(db), SqliteJobQueue(db)
+    queue = SqliteJobQueue(db)
+    store = SqliteJobStore(db, queue=queue)
     statements: list[str] = []
 
     def trace(conn: sqlite3.Connection) -> None:
@@ -82,7 +83,7 @@ async def test_insert_many_enqueues_the_new_jobs_in_one_write(tmp_path: Path) ->
 async def test_insert_many_writes_what_insert_writes(tmp_path: Path) -> None:
     """Rows written by ``insert_many`` and by ``insert`` for equal jobs are byte for byte the same."""
     db = SqliteDatabase(tmp_path / "same.sqlite3")
-    store = SqliteJobStore(db)
+    store = SqliteJobStore(db, queue=SqliteJobQueue(db))
     now = datetime.now(UTC)
     one = Job(
         id=new_job_id(),

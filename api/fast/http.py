@@ -4,7 +4,7 @@ Strawberry's view costs about as much per request as executing a small operation
 adapter checked against runtime ``Protocol``s, content negotiation, its context and sub-response
 objects, and Starlette's routing on the way there (bench/README.md, figures 1 and 2). Most requests
 need none of it: an ``application/json`` POST of a single operation whose query text the schema has
-already parsed, limited and validated (``JobpulseSchema``'s document cache).
+already parsed, limited and validated (``CheckedDocuments``, ``api/fast/documents.py``).
 
 For exactly those, this middleware reads the body, parses it with orjson, authenticates the
 ``Authorization`` header as the view does, runs the cached document through the schema's checked
@@ -22,20 +22,23 @@ from typing import Any
 import orjson
 from graphql import OperationType as CoreOperationType
 from graphql import get_operation_ast
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry import Schema
+from strawberry.asgi import GraphQL
 from strawberry.http import process_result
 from strawberry.types import ExecutionResult
 
 from api.auth import Authenticator
 from api.context import Context
 from api.errors import auth_error
-from api.schema import JobpulseSchema
+from api.fast.documents import CheckedDocuments
 from core.errors import UnauthenticatedError
 from core.service import JobService
 
-__all__ = ["GraphQLFastPath"]
+__all__ = ["GraphQLFastPath", "SubResponse", "fast_path_middleware"]
 
 #: what a POST may run here; subscriptions (allowed over POST for streaming) keep the view's path
 _FAST_KINDS = frozenset({CoreOperationType.QUERY, CoreOperationType.MUTATION})
@@ -61,7 +64,7 @@ def _is_json(content_type: bytes | None) -> bool:
     return content_type.split(b";", 1)[0].strip().lower() == b"application/json"
 
 
-class _SubResponse(Response):
+class SubResponse(Response):
     """The view's sub-response (``GraphQL.get_sub_response``: no status, no headers, no body) where a
     resolver may set headers and a status; made without ``Response``'s header setup, then removal."""
 
@@ -70,6 +73,22 @@ class _SubResponse(Response):
         self.background = None
         self.body = b""
         self.raw_headers = []
+
+
+def fast_path_middleware(
+    view: GraphQL[Any, Any], schema: Schema, authenticator: Authenticator, path: str = "/graphql"
+) -> list[Middleware]:
+    """``GraphQLFastPath`` in front of ``view``, when the view answers as the fast path assumes: a
+    schema with ``CheckedDocuments``, no HTTP streaming transports, no batching (both change what a
+    JSON POST gets back). Otherwise nothing: the view answers every request."""
+    if not isinstance(schema, CheckedDocuments):
+        return []
+    # The view's streaming transports (SSE, multipart) for an ``Accept`` header; a strawberry
+    # without this private name is one the fast path was not tested on: no fast path then.
+    streams = getattr(view, "_stream_transport_map", None)
+    if streams is None or streams or schema.config.batching_config:
+        return []
+    return [Middleware(GraphQLFastPath, path=path, schema=schema, authenticator=authenticator)]
 
 
 class GraphQLFastPath:
@@ -81,7 +100,7 @@ class GraphQLFastPath:
     """
 
     def __init__(
-        self, app: ASGIApp, *, path: str, schema: JobpulseSchema, authenticator: Authenticator
+        self, app: ASGIApp, *, path: str, schema: CheckedDocuments, authenticator: Authenticator
     ) -> None:
         self.app = app
         self.path = path
@@ -111,14 +130,14 @@ class GraphQLFastPath:
                 break  # a disconnect: the view meets it as it always has
             body += message.get("body", b"")
             if not message.get("more_body", False):
-                answer = await self._answer(Request(scope, _replay(received, receive)), body, authorization)
-                if answer is not None:
-                    await answer(scope, receive, send)
+                response = await self.answer(Request(scope, _replay(received, receive)), body, authorization)
+                if response is not None:
+                    await response(scope, receive, send)
                     return
                 break
         await self.app(scope, _replay(received, receive), send)
 
-    async def _answer(self, request: Request, body: bytes, authorization: bytes | None) -> Response | None:
+    async def answer(self, request: Request, body: bytes, authorization: bytes | None) -> Response | None:
         """The view's response to ``request`` (whose ``body`` is read), or ``None`` for the view to answer.
 
         ``request`` can still read its body (a replay), as the view's can: resolvers see the same
@@ -148,7 +167,7 @@ class GraphQLFastPath:
         if operation is None or operation.operation not in _FAST_KINDS:
             return None
 
-        sub_response = _SubResponse()
+        sub_response = SubResponse()
         service: JobService = request.app.state.service
         context = Context(
             request=request,

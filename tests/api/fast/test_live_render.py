@@ -13,7 +13,7 @@ from graphql import parse
 from graphql.execution.executor import Executor
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from api.live_render import SubscriptionExecutor, compile_plan
+from api.fast.live_render import SubscriptionExecutor, compile_plan
 from api.schema import build_schema
 from api.types import JobEventNode, JobNode
 from core.models import Job, JobEvent, JobEventKind, JobStatus, LogLevel
@@ -138,6 +138,7 @@ def _payloads(query: str) -> list[object]:
 
 @pytest.mark.parametrize("name", list(PLAIN))
 async def test_plain_selections_compile_and_render_as_graphql_core(schema: Any, name: str) -> None:
+    """A plain-field selection compiles and renders the bytes graphql-core gives."""
     query = PLAIN[name]
     fast = _executor(schema, SubscriptionExecutor, query)
     slow = _executor(schema, StrawberryGraphQLCoreExecutionContext, query)
@@ -149,6 +150,7 @@ async def test_plain_selections_compile_and_render_as_graphql_core(schema: Any, 
 
 @pytest.mark.parametrize("query", NOT_PLAIN)
 def test_selections_with_resolvers_or_arguments_keep_graphql_core(schema: Any, query: str) -> None:
+    """A selection with resolvers or arguments does not compile and keeps graphql-core."""
     executor = _executor(schema, SubscriptionExecutor, query)
     assert compile_plan(executor) is None
     assert type(executor.build_per_event_executor(_payloads(query)[0])) is SubscriptionExecutor
@@ -176,6 +178,7 @@ def _broken(**changes: Any) -> JobNode:
     ids=["null", "int-range", "enum-value", "enum-string", "float", "datetime", "exception", "none"],
 )
 async def test_values_graphql_core_refuses_give_its_errors(schema: Any, payload: object) -> None:
+    """A value graphql-core refuses gives graphql-core's errors, not a rendered result."""
     query = PLAIN["every field"]
     fast = _executor(schema, SubscriptionExecutor, query)
     slow = _executor(schema, StrawberryGraphQLCoreExecutionContext, query)
@@ -183,6 +186,7 @@ async def test_values_graphql_core_refuses_give_its_errors(schema: Any, payload:
 
 
 async def test_a_nested_null_in_a_non_null_field_gives_graphql_core_errors(schema: Any) -> None:
+    """A null in a nested non-null field gives graphql-core's errors."""
     query = PLAIN["events, nested job"]
     event = JobEventNode.of(_events()[1])
     event.job = _broken(owner=None)

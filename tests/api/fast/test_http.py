@@ -16,7 +16,7 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.fastpath import GraphQLFastPath, _SubResponse
+from api.fast.http import GraphQLFastPath, SubResponse
 from api.view import GraphQLView
 from core.ports import JobFilter
 from tests.api.helpers import ADMIN, ALICE, Server, make_jwt
@@ -40,7 +40,7 @@ class Switch:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.enabled = True
         self.answered = 0
-        original = GraphQLFastPath._answer
+        original = GraphQLFastPath.answer
 
         async def answer(
             fast: GraphQLFastPath, request: Request, body: bytes, authorization: bytes | None
@@ -51,7 +51,7 @@ class Switch:
             self.answered += response is not None
             return response
 
-        monkeypatch.setattr(GraphQLFastPath, "_answer", answer)
+        monkeypatch.setattr(GraphQLFastPath, "answer", answer)
 
 
 @pytest.fixture
@@ -139,6 +139,7 @@ async def _post(server: Server, case: Case) -> tuple[int, dict[str, str], Any]:
 
 @pytest.mark.parametrize("case", cases(), ids=lambda case: case.name)
 async def test_fast_path_answers_as_the_view(server: Server, switch: Switch, case: Case) -> None:
+    """Each request gets the same status, headers and body from the fast path as from the view."""
     switch.enabled = False
     if case.warm:
         await _post(server, Case(case.name, case.body))
@@ -152,6 +153,7 @@ async def test_fast_path_answers_as_the_view(server: Server, switch: Switch, cas
 
 
 async def test_fast_mutations_store_what_the_view_stores(server: Server, switch: Switch) -> None:
+    """A mutation on the fast path writes what the view's writes (one job for one idempotency key)."""
     noop = {"type": "noop", "payload": {"k": 1}, "idempotencyKey": "once"}
     bodies = []
     for enabled in (False, True, True):
@@ -163,6 +165,7 @@ async def test_fast_mutations_store_what_the_view_stores(server: Server, switch:
 
 
 async def test_a_body_in_chunks_is_read_whole(server: Server, switch: Switch) -> None:
+    """A body sent in chunks is read whole and answered on the fast path."""
     body = orjson.dumps({"query": "{ __typename }"})
 
     async def chunks() -> Any:
@@ -181,6 +184,7 @@ async def test_a_body_in_chunks_is_read_whole(server: Server, switch: Switch) ->
 
 
 async def test_other_routes_and_methods_pass_through(server: Server, switch: Switch) -> None:
+    """GET requests and other paths go on to the app untouched."""
     for _ in range(2):
         await server.data(ALICE, "{ __typename }")
     async with server.http(ALICE) as client:
@@ -192,10 +196,11 @@ async def test_other_routes_and_methods_pass_through(server: Server, switch: Swi
 
 
 async def test_the_sub_response_is_the_views(server: Server) -> None:
+    """The fast path's sub-response starts as the view's and takes headers the same way."""
     route = next(r for r in server.app.routes if getattr(r, "path", None) == "/graphql")
     view = route.endpoint  # type: ignore[attr-defined]
     assert isinstance(view, GraphQLView)
-    theirs, ours = await view.get_sub_response(Request({"type": "http"})), _SubResponse()
+    theirs, ours = await view.get_sub_response(Request({"type": "http"})), SubResponse()
     assert (ours.status_code, ours.raw_headers, ours.background, ours.body) == (
         theirs.status_code,
         theirs.raw_headers,
