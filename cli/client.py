@@ -80,6 +80,9 @@ async def watch_job(console: Console, url: str, token: str | None, job_id: str) 
         TimeElapsedColumn(),
         TextColumn("{task.description}"),
     )
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Piped, rich would assume 80 columns and cut the line's end: the elapsed time went first.
+        console = Console(file=console.file, soft_wrap=True, width=200)
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("", total=100, status=status)
         try:
