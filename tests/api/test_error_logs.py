@@ -31,7 +31,8 @@ def json_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     config = structlog.get_config()
     configure_logging("INFO", "json")
     written = io.StringIO()
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(written))
+    # Not cached: a logger bound to this configuration would outlive the test in this process.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(written), cache_logger_on_first_use=False)
     monkeypatch.setattr(api_errors, "log", structlog.get_logger("jobpulse.api"))  # not a cached one
     yield written
     structlog.configure(**config)
