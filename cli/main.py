@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from cli.errors import StartupError, one_line_errors, set_debug, show
 from core.settings import Settings
 
 __all__ = ["app", "main"]
@@ -34,12 +35,17 @@ TokenOption = Annotated[
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of a configuration or start-up error.")
+    ] = False,
+) -> None:
+    set_debug(debug)
+
+
 def _settings(**overrides: Any) -> Settings:
-    try:
-        settings = Settings()
-    except Exception as exc:  # pydantic's error names the variable; show it, not a traceback
-        console.print(f"[red]invalid configuration:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    settings = Settings()  # invalid: pydantic's error, shown as one line naming the variable (cli.errors)
     changes = {k: v for k, v in overrides.items() if v is not None}
     return settings.model_copy(update=changes) if changes else settings
 
@@ -56,6 +62,7 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
 
     from api.app import create_app
     from api.auth import load_or_create_admin_token
+    from cli.startup import LifespanGuard, bind_listener, validate, wait_for_backends
     from core.alerts import run_alerter
     from core.gc_tuning import tune_gc
     from core.logs import configure_logging
@@ -64,16 +71,19 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
     from workers.sweeper import run_sweeper
 
     configure_logging(settings.log_level, settings.log_format)
-    try:
-        registry = load_registry(settings)
-    except Exception as exc:
-        console.print(f"[red]cannot load job types:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    # Nothing starts before the configuration is known good, the port is ours and the backends
+    # answer: a problem is one line and exit 2 (cli.errors), with no worker or listener started.
+    registry = load_registry(settings)
+    validate(settings)
+    listener = bind_listener(settings.host, settings.port)
+    port = listener.getsockname()[1]
+    queued = [t.name for t in registry if not t.external]
+    asyncio.run(wait_for_backends(settings, queued, show))
     token = load_or_create_admin_token(settings)
     background = [run_workers] if with_workers else [run_sweeper, run_alerter]
     application = create_app(settings, registry, background=background)
     tune_gc()  # once the app is built: GC pauses were most of every p99 (core/gc_tuning.py)
-    base = f"http://{settings.host}:{settings.port}"
+    base = f"http://{settings.host}:{port}"
     console.print(f"[bold]jobpulse[/bold] on {base} — {_backend_summary(settings)}")
     console.print(f"  GraphiQL:  {base}/graphql")
     console.print(f"  Dashboard: {base}/")
@@ -83,10 +93,10 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
         )
     if with_workers:
         console.print(f"  Workers:   {settings.worker_concurrency} at once for {', '.join(registry.names)}")
-    uvicorn.run(
+    config = uvicorn.Config(
         application,
         host=settings.host,
-        port=settings.port,
+        port=port,
         log_level="warning",
         ws="websockets-sansio",
         ws_max_size=settings.max_request_bytes,
@@ -94,6 +104,7 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
         lifespan="on",
     )
+    LifespanGuard(application).run(uvicorn.Server(config), [listener])
 
 
 @app.command()
@@ -133,16 +144,19 @@ def worker(
     ] = None,
 ) -> None:
     """Workers only: take jobs from the queues and run them until SIGTERM or SIGINT."""
+    from cli.startup import validate
     from core.logs import configure_logging
 
     settings = _settings(worker_concurrency=concurrency, worker_metrics_port=metrics_port)
     configure_logging(settings.log_level, settings.log_format)
+    validate(settings)
     wanted = [t.strip() for t in types.split(",") if t.strip()] if types else None
     asyncio.run(_run_worker(settings, wanted))
 
 
 async def _run_worker(settings: Settings, types: list[str] | None) -> None:
     from api.worker_metrics import serving_worker_metrics
+    from cli.startup import wait_for_backends
     from core.backends import open_backends
     from core.gc_tuning import tune_gc
     from core.service import JobService
@@ -152,8 +166,9 @@ async def _run_worker(settings: Settings, types: list[str] | None) -> None:
     registry = load_registry(settings)
     for name in types or []:
         if name not in registry:
-            console.print(f"[red]unknown job type {name!r}[/red] (known: {', '.join(registry.names)})")
-            raise typer.Exit(2)
+            known = ", ".join(registry.names)
+            raise StartupError(f"unknown job type {name!r} in --types", f"use some of {known}")
+    await wait_for_backends(settings, [t.name for t in registry if not t.external], show)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -176,9 +191,10 @@ async def _run_worker(settings: Settings, types: list[str] | None) -> None:
             try:
                 await serving.enter_async_context(serving_worker_metrics(service, settings))
             except OSError as exc:
-                port = settings.worker_metrics_port
-                console.print(f"[red]cannot serve metrics on port {port}:[/red] {exc}")
-                raise typer.Exit(2) from exc
+                raise StartupError(
+                    f"cannot serve metrics on port {settings.worker_metrics_port}: {exc.strerror or exc}",
+                    "stop what uses that port, or set JOBPULSE_WORKER_METRICS_PORT (or --metrics-port)",
+                ) from exc
             tune_gc()  # once the service is built: fewer, shorter GC pauses (core/gc_tuning.py)
             await run_workers(service, stop, types=types)
 
@@ -254,6 +270,19 @@ def stats(url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
     asyncio.run(show_stats(console, stdout_console(), url, token))
 
 
+@app.command()
+def check(
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds each backend has to answer.")] = 5.0,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON document instead of lines.")] = False,
+) -> None:
+    """Check the configuration and every backend it names; exit 0 only when all is well."""
+    from cli.check import render, run_checks
+
+    checks = run_checks(_settings(), timeout=timeout)
+    sys.stdout.write(render(checks, as_json=json_output) + "\n")
+    raise typer.Exit(0 if all(c.ok for c in checks) else 1)
+
+
 @app.command("export-schema")
 def export_schema() -> None:
     """Print the GraphQL SDL (what schema.graphql holds)."""
@@ -265,7 +294,8 @@ def export_schema() -> None:
 def main() -> None:
     """Console entry point."""
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    app()
+    with one_line_errors():
+        app()
 
 
 if __name__ == "__main__":

@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
+    #: how long ``serve``, ``api`` and ``worker`` wait for a backend that is down at start, then exit 2
+    startup_timeout: float = Field(default=30.0, ge=0)
     log_format: str = "auto"  # auto | json | console
 
     @field_validator("type_lease_seconds")

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
 from core.backends import open_backends
 from core.errors import BackendUnavailableError, ConfigurationError
@@ -43,6 +44,7 @@ from core.gc_tuning import tune_gc
 from core.logs import configure_logging
 from core.models import Job, JobId
 from core.ports import Delivery, JobQueue, QueueDepth, QueueRecords
+from core.redact import settings_problem
 from core.service import JobService
 from core.settings import Settings
 from workers.external import settle_external
@@ -134,7 +136,11 @@ def container() -> Container:
     """This execution environment's backends, service and event loop (built on first use)."""
     global _container
     if _container is None:
-        _container = _build(Settings())
+        try:
+            settings = Settings()
+        except ValidationError as exc:  # one line in the invocation error, no pydantic wall
+            raise ConfigurationError(f"invalid configuration: {settings_problem(exc)}") from None
+        _container = _build(settings)
     return _container
 
 

@@ -12,6 +12,7 @@ import boto3
 import pytest
 
 from core.backends import open_backends
+from core.errors import ConfigurationError
 from core.models import Job, JobStatus
 from core.service import JobService
 from core.settings import Settings
@@ -215,3 +216,15 @@ async def test_warm_invocations_reuse_the_container(service: JobService, lambda_
 
     assert aws_lambda.container() is built
     assert built.invocations == 2
+
+
+def test_an_invalid_setting_is_one_configuration_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A setting pydantic refuses fails the container with one line naming the variable, not a wall."""
+    monkeypatch.setenv("JOBPULSE_VISIBILITY_TIMEOUT", "-1")
+    aws_lambda.close()
+    with pytest.raises(ConfigurationError) as caught:
+        aws_lambda.container()
+    assert str(caught.value) == (
+        "invalid configuration: JOBPULSE_VISIBILITY_TIMEOUT='-1': should be greater than 0"
+    )
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
