@@ -160,12 +160,13 @@ class ExternalMutations:
             job = await service.get(principal, str(id))
             if job is None:
                 raise JobNotFoundError(f"job {id} not found", field="id")
-            if not service.registry.get(job.type).external:
+            job_type = service.registry.get(job.type)
+            if not job_type.external:
                 raise ValidationError(
                     f"job {id} is a {job.type} job, which workers run; only external types can be claimed",
                     field="id",
                 )
-            lease = service.settings.visibility_timeout if lease_seconds is None else lease_seconds
+            lease = job_type.lease_for(service.settings) if lease_seconds is None else lease_seconds
             if not 1 <= lease <= MAX_LEASE_SECONDS:
                 raise ValidationError(
                     f"leaseSeconds must be between 1 and {MAX_LEASE_SECONDS}, got {lease}",

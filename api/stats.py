@@ -70,7 +70,9 @@ class JobStats:
             by_type.append(
                 TypeStats(
                     type=name,
-                    queue_depth=depth.waiting,
+                    # A cancelled job's message stays in the queue until it comes due (SQS cannot
+                    # delete it by job id), so no more are counted than there are PENDING jobs.
+                    queue_depth=min(depth.waiting, counts.by_status.get(JobStatus.PENDING, 0)),
                     dead_letter_depth=depth.dead,
                     by_status=StatusCounts.of(counts.by_status),
                 )

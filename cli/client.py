@@ -5,16 +5,17 @@ from __future__ import annotations
 import os
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from cli.http import ClientError, JobpulseClient
+from cli.http import ClientError, JobpulseClient, UnreachableError
 from core.cursors import EventCursor
 
 __all__ = ["list_jobs", "show_stats", "stdout_console", "submit_job", "watch_job"]
@@ -42,14 +43,23 @@ TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
 STATUS_STYLE = {"COMPLETED": "green", "FAILED": "red", "CANCELLED": "yellow"}
 
 
+def fail(console: Console, what: str, exc: ClientError) -> NoReturn:
+    """One line saying why, then exit: 1 when the server could not be reached, 2 when it refused."""
+    if isinstance(exc, UnreachableError):
+        console.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from exc
+    hint = " (pass --token or set JOBPULSE_TOKEN)" if "UNAUTHENTICATED" in str(exc) else ""
+    console.print(f"[red]{what} failed:[/red] {escape(str(exc))}{hint}", soft_wrap=True)
+    raise typer.Exit(2) from exc
+
+
 async def submit_job(console: Console, url: str, token: str | None, job_input: dict[str, Any]) -> str:
     """Submit one job; exit with a clear message if the server refuses it."""
     client = JobpulseClient(url, token)
     try:
         data = await client.execute(SUBMIT, {"input": job_input})
     except ClientError as exc:
-        console.print(f"[red]submit failed:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        fail(console, "submit", exc)
     result = data["submitJob"]
     if result["__typename"] == "UserError":
         where = f" ({result['field']})" if result.get("field") else ""
@@ -70,6 +80,9 @@ async def watch_job(console: Console, url: str, token: str | None, job_id: str) 
         TimeElapsedColumn(),
         TextColumn("{task.description}"),
     )
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Piped, rich would assume 80 columns and cut the line's end: the elapsed time went first.
+        console = Console(file=console.file, soft_wrap=True, width=200)
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("", total=100, status=status)
         try:
@@ -93,8 +106,7 @@ async def watch_job(console: Console, url: str, token: str | None, job_id: str) 
                 if status in TERMINAL:
                     break
         except ClientError as exc:
-            console.print(f"[red]watch failed:[/red] {exc}")
-            raise typer.Exit(2) from exc
+            fail(console, "watch", exc)
     style = STATUS_STYLE.get(status, "white")
     console.print(f"job {job_id} [{style}]{status}[/{style}]")
     if status == "COMPLETED":
@@ -134,18 +146,11 @@ STATUS_COLOURS = {"PENDING": "bright_black", "PROCESSING": "blue", **STATUS_STYL
 async def _query(
     console: Console, url: str, token: str | None, query: str, variables: dict[str, Any]
 ) -> dict[str, Any]:
-    """Run one query; exit 2 with the server's reason (or why it could not be reached)."""
-    from gql.transport.exceptions import TransportError
-
+    """Run one query; exit with the server's reason (or why it could not be reached)."""
     try:
         return await JobpulseClient(url, token).execute(query, variables)
     except ClientError as exc:
-        hint = " (pass --token or set JOBPULSE_TOKEN)" if "UNAUTHENTICATED" in str(exc) else ""
-        console.print(f"[red]request failed:[/red] {exc}{hint}")
-        raise typer.Exit(2) from exc
-    except TransportError as exc:
-        console.print(f"[red]cannot reach jobpulse at {url}:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        fail(console, "request", exc)
 
 
 def _span(seconds: int) -> str:

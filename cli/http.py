@@ -9,17 +9,34 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 from gql import Client
 from gql.graphql_request import GraphQLRequest
-from gql.transport.exceptions import TransportQueryError, TransportServerError
+from gql.transport.exceptions import (
+    TransportError,
+    TransportQueryError,
+    TransportServerError,
+)
 from gql.transport.httpx import HTTPXAsyncTransport
 from gql.transport.websockets import WebsocketsTransport
 
-__all__ = ["ClientError", "JobpulseClient"]
+__all__ = ["ClientError", "JobpulseClient", "UnreachableError"]
 
 
 class ClientError(Exception):
     """The server refused a request or could not be reached; the message says why."""
+
+
+class UnreachableError(ClientError):
+    """Nothing answered at the URL (connection refused, reset, timed out, not a jobpulse)."""
+
+
+def _unreachable(url: str, exc: BaseException) -> UnreachableError:
+    reason = str(exc) or exc.__class__.__name__
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and str(cause) and str(cause) not in reason:
+        reason = f"{reason}: {cause}"
+    return UnreachableError(f"cannot reach jobpulse at {url} ({reason})")
 
 
 def _ws_url(url: str) -> str:
@@ -57,8 +74,8 @@ class JobpulseClient:
                 return result
         except (TransportQueryError, TransportServerError) as exc:
             raise ClientError(_describe(exc)) from exc
-        except OSError as exc:
-            raise ClientError(f"cannot reach jobpulse at {self.url}: {exc}") from exc
+        except (TransportError, httpx.HTTPError, OSError) as exc:
+            raise _unreachable(self.url, exc) from exc
 
     async def subscribe(
         self, query: str, variables: dict[str, Any] | None = None
@@ -77,5 +94,5 @@ class JobpulseClient:
                     yield result
         except TransportQueryError as exc:
             raise ClientError(_describe(exc)) from exc
-        except OSError as exc:
-            raise ClientError(f"cannot reach jobpulse at {self.url}: {exc}") from exc
+        except (TransportError, OSError) as exc:
+            raise _unreachable(self.url, exc) from exc

@@ -79,6 +79,16 @@ class JobType(Generic[P]):
     timeout_seconds: int = 300
     #: run by something other than a jobpulse worker; workers leave its queue alone.
     external: bool = False
+    #: this type's lease (heartbeat every third of it); unset: ``JOBPULSE_VISIBILITY_TIMEOUT``.
+    #: ``JOBPULSE_TYPE_LEASE_SECONDS`` overrides it.
+    lease_seconds: float | None = None
+
+    def lease_for(self, settings: Settings) -> float:
+        """How long a claim of this type holds without a heartbeat."""
+        configured = settings.type_lease_overrides.get(self.name)
+        if configured is not None:
+            return configured
+        return settings.visibility_timeout if self.lease_seconds is None else self.lease_seconds
 
     def payload_schema(self) -> JSONObject:
         """The JSON Schema of the payload, as ``jobTypes.payloadSchema`` returns it."""

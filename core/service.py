@@ -19,7 +19,7 @@ import structlog
 from core.backends import flow_store_for
 from core.blobs import BlobStore
 from core.cursors import JobCursor
-from core.errors import BackendUnavailableError, InvalidStateError, JobNotFoundError
+from core.errors import InvalidStateError, JobNotFoundError
 from core.flows import Flows
 from core.jobtypes import JobTypeRegistry
 from core.models import Job, JobEvent, JobEventKind, JobId, JobStatus, LogLevel, Principal, utcnow
@@ -145,9 +145,9 @@ class JobService(SubmitSide, WorkerSide):
         if new.status is JobStatus.PROCESSING:
             try:
                 await self.bus.publish_control(CancelRequested(job_id))
-            except BackendUnavailableError as exc:
+            except Exception as exc:  # the cancel is stored: the heartbeat sees it
                 log.warning(
-                    "cancel signal not published; the heartbeat will see it", job_id=job_id, error=str(exc)
+                    "cancel signal not published; the heartbeat will see it", job_id=job_id, error=repr(exc)
                 )
         return new
 

@@ -286,6 +286,29 @@ class WorkerSide(WritePath):
 
         return await self._write(claim.job_id, decide, current)
 
+    async def release_dead_owner(self, job_id: JobId, owner: str) -> Job | None:
+        """End the claim of ``owner``, known dead (its process is gone), without waiting for the lease:
+        like ``expire_claim``, the attempt counted, the job queued again at once. ``None`` if gone."""
+
+        def decide(job: Job) -> tuple[Job, JobEvent] | None:
+            now = self.clock()
+            if job.status is not JobStatus.PROCESSING or job.lease_owner != owner:
+                return None
+            if job.cancel_requested:
+                new = job.cancelled(now)
+                return new, JobEvent.of(new, JobEventKind.CANCELLED, f"{owner} died; cancelled as asked")
+            if job.attempts >= job.max_attempts:
+                new = job.failed(now, f"{owner} died during the last attempt ({job.attempts})")
+                return new, JobEvent.of(new, JobEventKind.FAILED, new.error)
+            claim = Claim(job.id, owner, job.attempts)
+            new = replace(job.retry_scheduled(claim, now, f"{owner} died", 0), enqueued_at=None)
+            return new, JobEvent.of(new, JobEventKind.RETRYING, f"attempt {job.attempts} ended: {owner} died")
+
+        try:
+            return await self._write(job_id, decide)
+        except JobNotFoundError:
+            return None
+
     async def expire_claim(self, job_id: JobId) -> Job | None:
         """End a claim whose lease ran out with no worker to notice (an external processor's):
         CANCELLED if asked, FAILED on the last attempt, else PENDING again at once, the attempt counted.

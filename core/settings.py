@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -48,7 +48,10 @@ class Settings(BaseSettings):
 
     # Workers.
     worker_concurrency: int = Field(default=4, ge=1)
-    visibility_timeout: float = Field(default=300, gt=0)
+    #: the lease (and message visibility) a claim holds without a heartbeat; workers beat every third
+    visibility_timeout: float = Field(default=30, gt=0)
+    #: per-type leases, "type=seconds,…" (over the type's own ``lease_seconds``)
+    type_lease_seconds: str = ""
     wait_time_seconds: float = Field(default=20, ge=0, le=20)
     max_messages: int = Field(default=10, ge=1, le=10)
     shutdown_grace_seconds: float = Field(default=30, ge=0)
@@ -121,9 +124,31 @@ class Settings(BaseSettings):
     startup_timeout: float = Field(default=30.0, ge=0)
     log_format: str = "auto"  # auto | json | console
 
+    @field_validator("type_lease_seconds")
+    @classmethod
+    def _leases_well_formed(cls, value: str) -> str:
+        for entry in filter(None, (e.strip() for e in value.split(","))):
+            name, _, seconds = entry.partition("=")
+            try:
+                ok = bool(name.strip()) and float(seconds) > 0
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(f"expected type=seconds (seconds > 0), got {entry!r}")
+        return value
+
     @property
     def job_module_names(self) -> list[str]:
         return [name.strip() for name in self.job_modules.split(",") if name.strip()]
+
+    @property
+    def type_lease_overrides(self) -> dict[str, float]:
+        """``type_lease_seconds`` parsed; a malformed entry is refused when the settings load."""
+        leases: dict[str, float] = {}
+        for entry in filter(None, (e.strip() for e in self.type_lease_seconds.split(","))):
+            name, _, seconds = entry.partition("=")
+            leases[name.strip()] = float(seconds)
+        return leases
 
     @property
     def s3_read_bucket_names(self) -> list[str]:

@@ -103,15 +103,29 @@ class WritePath:
         )
 
     async def _publish(self, event: JobEvent) -> None:
+        """Tell listeners and the bus of a committed write. Nothing raised here reaches the caller:
+        the write is the answer (DESIGN.md §1), and subscribers resync from the store."""
         for listener in self.listeners:
-            listener(event)
+            try:
+                listener(event)
+            except Exception:
+                log.exception("event listener failed", job_id=event.job_id, version=event.version)
         try:
             await self.bus.publish(event)
-        except BackendUnavailableError as exc:
-            # The event is stored; subscribers resync from the store when the bus is back.
-            log.warning("event not published", job_id=event.job_id, version=event.version, error=str(exc))
+        except Exception as exc:  # whatever the bus raised: the event is stored
+            log.warning(
+                "event not published",
+                job_id=event.job_id,
+                version=event.version,
+                error=str(exc) or type(exc).__name__,
+                error_type=type(exc).__name__,
+            )
         if self.flows is not None and event.kind in _FINISHING and event.job.is_terminal:
-            await self.flows.finished(event.job)  # release its dependents (DESIGN.md §6)
+            try:
+                await self.flows.finished(event.job)  # release its dependents (DESIGN.md §6)
+            except BackendUnavailableError as exc:
+                # The finishing write is committed; the sweeper releases the dependents later.
+                log.warning("dependents not released", job_id=event.job_id, error=str(exc))
 
     async def _publish_all(self, events: Sequence[JobEvent]) -> None:
         for event in events:

@@ -117,7 +117,7 @@ class Attempt:
             task = self._task = asyncio.create_task(
                 _call(job_type, self.ctx, payload, self.job.timeout_seconds)
             )
-            heartbeat = asyncio.create_task(self._heartbeat())
+            heartbeat = asyncio.create_task(self._heartbeat(job_type.lease_for(self.service.settings)))
             try:
                 await asyncio.wait({task})
             except asyncio.CancelledError:
@@ -129,13 +129,18 @@ class Attempt:
                     await heartbeat
         await self._settle()
 
-    async def _heartbeat(self) -> None:
-        """Every third of the lease: extend it and the message's visibility, and look for a cancel."""
-        visibility = self.service.settings.visibility_timeout
+    async def _heartbeat(self, visibility: float) -> None:
+        """Every third of the lease: extend it and the message's visibility, and look for a cancel.
+
+        The claim took the queue's lease (``JOBPULSE_VISIBILITY_TIMEOUT``); a type with its own
+        lease gets it at once, by a first beat.
+        """
         interval = visibility / 3
         claim = self.ctx.claim
+        wait = 0.0 if visibility != self.service.settings.visibility_timeout else interval
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(wait)
+            wait = interval
             try:
                 job = await self.ctx.write(
                     lambda current: self.service.heartbeat(claim, visibility, current=current)

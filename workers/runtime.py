@@ -39,6 +39,7 @@ from core.models import ClaimDecision, JobId, JobStatus
 from core.ports import CONTROL, CancelRequested, Delivery, Resync
 from core.service import ClaimResult, JobService, MessageFate
 from workers.attempt import Attempt, Interrupt, seconds_until
+from workers.owners import hold_owner_lock, release_dead_owners
 from workers.presence import WorkerPresence
 
 __all__ = ["Worker", "default_worker_id"]
@@ -150,7 +151,11 @@ class Worker:
         stop = stop if stop is not None else asyncio.Event()
         self._interrupting = False
         self._control_ready.clear()
-        with structlog.contextvars.bound_contextvars(worker_id=self.worker_id):
+        with (
+            structlog.contextvars.bound_contextvars(worker_id=self.worker_id),
+            hold_owner_lock(self.service, self.worker_id),
+        ):
+            await self._release_dead_owners()
             log.info("worker started", types=self.types, concurrency=self.concurrency, burst=self.burst)
             control = asyncio.create_task(self._watch_control())
             presence = self._present(stop)
@@ -166,6 +171,13 @@ class Worker:
                 with suppress(asyncio.CancelledError):
                     await control
             log.info("worker stopped")
+
+    async def _release_dead_owners(self) -> None:
+        """Embedded: jobs held by workers whose processes are gone go back now, not after their leases."""
+        try:
+            await release_dead_owners(self.service)
+        except (BackendUnavailableError, OSError) as exc:
+            log.warning("jobs of dead workers not checked; their leases will run out", error=str(exc))
 
     async def process(self, deliveries: Sequence[Delivery]) -> None:
         """Run messages someone else received (an AWS Lambda event source) as ``run`` runs its own:

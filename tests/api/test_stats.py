@@ -13,7 +13,9 @@ def test_stats_sum_types_and_derive_rates() -> None:
     stats = Stats(
         store=StoreStats(
             by_type={
-                "a": TypeCounts({JobStatus.COMPLETED: 3, JobStatus.FAILED: 1}, completed_seconds_total=6.0),
+                "a": TypeCounts(
+                    {JobStatus.PENDING: 3, JobStatus.COMPLETED: 3, JobStatus.FAILED: 1}, completed_seconds_total=6.0
+                ),
                 "b": TypeCounts({JobStatus.PENDING: 2, JobStatus.CANCELLED: 1}),
             }
         ),
@@ -22,7 +24,7 @@ def test_stats_sum_types_and_derive_rates() -> None:
 
     summary = JobStats.of(stats, ["a", "b", "c"])
 
-    assert summary.total_jobs == 7
+    assert summary.total_jobs == 10
     assert summary.failure_rate == 25.0
     assert summary.average_processing_time == 2.0
     assert (summary.queue_depth, summary.dead_letter_depth) == (5, 1)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+
 from tests.cli.conftest import ALICE, JOB_ID, RunCli
+from tests.support.process import REPO, JobpulseProcess, jobpulse_command
 
 
 def test_watch_shows_log_lines_and_exits_0_when_completed(cli: RunCli) -> None:
@@ -33,3 +38,21 @@ def test_submit_refusal_is_a_clear_error(cli: RunCli) -> None:
     result = cli("submit", "no_such_type", "{}", token=ALICE)
     assert result.returncode == 2
     assert "UNKNOWN_JOB_TYPE" in result.stderr
+
+
+def test_watch_piped_without_columns_keeps_the_elapsed_time(server: JobpulseProcess) -> None:
+    """Piped with no COLUMNS set (rich would assume 80), the progress line still ends with the elapsed time."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBPULSE_") and k != "COLUMNS"}
+    env.update({"JOBPULSE_URL": server.url, "JOBPULSE_TOKEN": ALICE, "PYTHONPATH": str(REPO)})
+    payload = '{"data": [1, 2, 3, 4, 5]}'  # its progress messages are long
+    result = subprocess.run(
+        jobpulse_command("submit", "data_analysis", payload, "--watch"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    bar = next(line for line in result.stderr.splitlines() if line.startswith("COMPLETED"))
+    assert re.search(r"100%\s+\d+:\d\d:\d\d", bar), bar

@@ -42,3 +42,22 @@ def test_json_lines_are_rendered_with_orjson(
         "2026-01-02T00:00:00+00:00",
         {"1": "{2}"},
     )
+
+
+def test_secret_fields_and_jwts_never_reach_a_line(
+    restore_structlog: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Fields named like a secret or a payload are replaced, JWTs cut out of text, long text cut short."""
+    configure_logging("INFO", "json")
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9mLWl0"
+    structlog.get_logger("t").warning(
+        "odd", token="tok-1", job_token="tok-2", payload={"n": 1}, note=f"bearer {jwt}", long="x" * 5000
+    )
+    line = json.loads(capsys.readouterr().err)
+    assert (line["token"], line["job_token"], line["payload"], line["note"], len(line["long"])) == (
+        "[redacted]",
+        "[redacted]",
+        "[redacted]",
+        "bearer [jwt]",
+        501,
+    )

@@ -11,10 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.jobtypes import JobContext, JobType, PermanentError
 from core.models import JSONValue
+from core.settings import Settings
 
 __all__ = ["JOB_TYPE", "DataAnalysisPayload"]
 
-MAX_VALUES = 1_000_000
+MAX_VALUES = 1_000_000  # reachable only with JOBPULSE_MAX_PAYLOAD_BYTES raised; the description says so
+DEFAULT_PAYLOAD_LIMIT = Settings.model_fields["max_payload_bytes"].default
 
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
@@ -27,7 +29,9 @@ class DataAnalysisPayload(BaseModel):
     data: list[Number] = Field(
         min_length=1,
         max_length=MAX_VALUES,
-        description=f"1 to {MAX_VALUES} finite numbers (not strings, not booleans).",
+        description=f"1 to {MAX_VALUES:,} finite numbers (not strings, not booleans), within the "
+        f"payload limit (JOBPULSE_MAX_PAYLOAD_BYTES, {DEFAULT_PAYLOAD_LIMIT // 1024} KiB by default: "
+        f"about {DEFAULT_PAYLOAD_LIMIT // 7:,} numbers like 123.45); more needs a higher limit.",
         examples=[[3, 1.5, 4, 1, 5.9]],
     )
 

@@ -18,7 +18,7 @@ import warnings
 from typing import Annotated, Literal
 
 from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.blobs import BlobNotFoundError, BlobStore
 from core.jobtypes import JobContext, JobType, PermanentError
@@ -59,11 +59,26 @@ class ImageResizePayload(BaseModel):
         examples=["PNG"],
     )
 
+    @field_validator("image")
+    @classmethod
+    def _base64_or_location(cls, image: str) -> str:
+        """Refused at submit, not when it runs: an inline image must at least be base64."""
+        if not image.startswith("s3://"):
+            try:
+                _decode_base64(image)
+            except (binascii.Error, ValueError) as exc:
+                raise ValueError(f"not valid base64 ({exc}) nor an s3:// location") from None
+        return image
+
+
+def _decode_base64(data: str) -> bytes:
+    text = _DATA_URL.sub("", data.strip(), count=1)
+    return base64.b64decode("".join(text.split()), validate=True)
+
 
 def _from_base64(data: str) -> bytes:
-    text = _DATA_URL.sub("", data.strip(), count=1)
     try:
-        return base64.b64decode("".join(text.split()), validate=True)
+        return _decode_base64(data)
     except (binascii.Error, ValueError) as exc:
         raise PermanentError(f"payload.image is not valid base64: {exc}") from None
 

@@ -10,8 +10,8 @@ reconnects with backoff, subscribes every live channel again, waits for the conf
 only then sends ``Resync`` to every subscription: each re-reads the store from its cursor, so
 what was published during the outage is not lost. A subscription opened while Redis is down
 is registered at once and gets that ``Resync`` when Redis is back. Publishing while Redis is
-down raises ``BackendUnavailableError``; the caller logs it and carries on (the store is the
-truth).
+down raises ``BackendUnavailableError`` (after one more try on a fresh connection); the caller
+logs it and carries on (the store is the truth).
 
 Publishes go out through a ``GroupCommit``: those made while a pipeline is in flight share the
 next one, in the order they were made. One connection serves any number of concurrent
@@ -58,6 +58,7 @@ PING_EVERY = 5.0  # the reader's own liveness check: a silent half-open socket i
 PONG_TIMEOUT = 10.0
 DRAIN_MAX = 1000  # replies handled from the parser's buffer before the reader looks up again
 PUBLISH_BATCH = 500  # publishes per pipeline
+PUBLISH_TRIES = 2  # a failed pipeline is sent once more, on a fresh connection
 BACKOFF_FIRST, BACKOFF_MAX = 0.05, 2.0
 _PONG = b"jobpulse-ping"
 
@@ -144,17 +145,38 @@ class RedisEventBus:
     async def _publish_batch(
         self, _: str, messages: list[tuple[Iterable[str], bytes]]
     ) -> list[None | BaseException]:
-        """One pipeline for every publish that waited; an error fails them all (each caller logs)."""
-        try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for topics, data in messages:
-                    for topic in topics:
-                        pipe.publish(self._channel(topic), data)
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise BackendUnavailableError(f"Redis publish failed: {exc}") from exc
+        """One pipeline for every publish that waited; an error fails them all (each caller logs).
+
+        A failed pipeline is sent once more on a fresh connection: after an outage a pooled
+        connection may hold a closed transport, which uvloop reports as ``RuntimeError`` (not a
+        ``ConnectionError``, so the driver's own retry passes it by). A message sent twice is
+        harmless: subscribers drop what they have seen (DESIGN.md §5).
+        """
+        for attempt in range(PUBLISH_TRIES):
+            try:
+                await self._send_pipeline(messages)
+                break
+            except (RedisError, OSError, RuntimeError) as exc:
+                await self._drop_pooled_connections()
+                if attempt + 1 == PUBLISH_TRIES:
+                    raise BackendUnavailableError(f"Redis publish failed: {exc!r}") from exc
+                log.info("redis publish failed; trying again on a fresh connection", error=repr(exc))
         outcomes: list[None | BaseException] = [None] * len(messages)
         return outcomes
+
+    async def _send_pipeline(self, messages: list[tuple[Iterable[str], bytes]]) -> None:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for topics, data in messages:
+                for topic in topics:
+                    pipe.publish(self._channel(topic), data)
+            await pipe.execute()
+
+    async def _drop_pooled_connections(self) -> None:
+        """Close the publishing pool's connections so the next command opens a fresh one."""
+        try:
+            await self._client.connection_pool.disconnect()
+        except Exception as exc:  # a broken transport may fail to close too; it is dropped anyway
+            log.debug("closing pooled redis connections failed", error=repr(exc))
 
     async def publish(self, event: JobEvent) -> None:
         await self._publish(event_topics(event), dumps(event_to_dict(event)))

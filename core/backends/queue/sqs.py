@@ -67,6 +67,8 @@ MULTI_TYPE_POLL_SECONDS = 2
 REDRIVE_CONFIRM_SECONDS = 1  # one long poll proves a DLQ empty (short polls sample few servers)
 DLQ_SUFFIX = "-dlq"
 MAX_RECEIVE_COUNT = 1000
+#: how long SQS keeps a message (and a dead letter): 14 days, the most SQS allows (its default is 4)
+RETENTION_SECONDS = 14 * 24 * 3600
 SEND_BATCH = 10  # SQS's limit per SendMessageBatch
 _MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 
@@ -225,7 +227,8 @@ class SqsJobQueue:
                     f"SQS queue {missing!r} does not exist (JOBPULSE_SQS_CREATE_QUEUES is off: create it)"
                 )
             with _unavailable(f"creating the queues of {type!r}"):
-                dlq = await self._client.create_queue(QueueName=dead)
+                retention = {"MessageRetentionPeriod": str(RETENTION_SECONDS)}
+                dlq = await self._client.create_queue(QueueName=dead, Attributes=retention)
                 arn = await self._client.get_queue_attributes(
                     QueueUrl=dlq["QueueUrl"], AttributeNames=["QueueArn"]
                 )
@@ -234,7 +237,7 @@ class SqsJobQueue:
                     "maxReceiveCount": MAX_RECEIVE_COUNT,
                 }
                 created = await self._client.create_queue(
-                    QueueName=main, Attributes={"RedrivePolicy": orjson.dumps(policy).decode()}
+                    QueueName=main, Attributes={**retention, "RedrivePolicy": orjson.dumps(policy).decode()}
                 )
             self._urls[dead], self._urls[main] = str(dlq["QueueUrl"]), str(created["QueueUrl"])
             log.info("SQS queues created", queue=main, dead_letter_queue=dead)

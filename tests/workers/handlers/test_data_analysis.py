@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from core.errors import ValidationError
+from core.errors import PayloadTooLargeError, ValidationError
 from core.jobtypes import PermanentError
 from core.models import JobStatus
 from core.service import JobService
@@ -52,3 +52,19 @@ def test_only_finite_numbers_are_accepted(data: Any) -> None:
     """Empty lists, strings, booleans and non-finite numbers are refused at submission."""
     with pytest.raises(ValidationError, match=r"payload\.data"):
         JOB_TYPE.parse({"data": data})
+
+
+@pytest.mark.parametrize(("count", "accepted"), [(35_000, True), (40_000, False)])
+async def test_the_schema_says_how_many_numbers_fit_the_payload_limit(
+    service: JobService, count: int, accepted: bool
+) -> None:
+    """The described number of values that fit the default payload limit is accepted, a few thousand more refused."""
+    description = JOB_TYPE.payload_schema()["properties"]["data"]["description"]  # type: ignore[index,call-overload]
+    assert "JOBPULSE_MAX_PAYLOAD_BYTES" in description and "37,449" in description
+    payload = {"data": [123.45] * count}
+    if accepted:
+        assert (await submit(service, "data_analysis", payload)).status is JobStatus.PENDING
+    else:
+        with pytest.raises(PayloadTooLargeError):
+            await submit(service, "data_analysis", payload)
+

@@ -40,13 +40,20 @@ async def test_resize_round_trip(service: JobService) -> None:
     assert (image.size, image.format) == ((20, 10), "PNG")
 
 
-async def test_bad_base64_fails_with_a_clear_error(service: JobService) -> None:
-    """An image that is not base64 fails the job at once with an error saying so."""
-    job = await submit(service, "image_resize", {"image": "not base64 at all!", "dimensions": [10, 10]})
-    await drain(service)
-    done = await reload(service, job)
-    assert (done.status, done.attempts) == (JobStatus.FAILED, 1)
-    assert done.error is not None and done.error.startswith("payload.image is not valid base64")
+async def test_bad_base64_is_refused_at_submit(service: JobService) -> None:
+    """An image that is neither base64 nor an s3:// location is a VALIDATION error on payload.image at submit."""
+    with pytest.raises(ValidationError) as refused:
+        await submit(service, "image_resize", {"image": "not base64 at all!", "dimensions": [10, 10]})
+    assert (refused.value.code, refused.value.field) == ("VALIDATION", "payload.image")
+    assert "not valid base64" in str(refused.value)
+
+
+def test_bad_base64_in_a_stored_job_still_fails_cleanly() -> None:
+    """A job stored before the check (or by another version) still fails with a clear error when it runs."""
+    from workers.handlers.image_resize import _from_base64
+
+    with pytest.raises(PermanentError, match=r"payload\.image is not valid base64"):
+        _from_base64("not base64 at all!")
 
 
 async def test_base64_that_is_not_an_image_is_refused(make_ctx: Any) -> None:

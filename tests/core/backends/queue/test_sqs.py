@@ -79,6 +79,22 @@ async def test_main_queue_redrives_to_its_dead_letter_queue(
     assert int(policy["maxReceiveCount"]) >= 100
 
 
+async def test_queues_keep_messages_14_days(
+    sqs: SqsJobQueue, sqs_endpoint: str, sqs_settings: Callable[..., Settings]
+) -> None:
+    """Both queues of a type are created keeping messages 14 days, the SQS maximum (its default is 4)."""
+    await sqs.ensure_queues(["noop"])
+    prefix = sqs_settings().sqs_queue_prefix
+    raw = boto3.client("sqs", endpoint_url=sqs_endpoint, region_name="us-east-1")
+    kept = {
+        name: raw.get_queue_attributes(
+            QueueUrl=raw.get_queue_url(QueueName=name)["QueueUrl"], AttributeNames=["MessageRetentionPeriod"]
+        )["Attributes"]["MessageRetentionPeriod"]
+        for name in (f"{prefix}noop", f"{prefix}noop-dlq")
+    }
+    assert set(kept.values()) == {str(14 * 24 * 3600)}
+
+
 async def test_message_body_names_only_the_job(
     sqs: SqsJobQueue, sqs_endpoint: str, sqs_settings: Callable[..., Settings]
 ) -> None:
