@@ -66,7 +66,13 @@ async def test_create_returns_the_schedule_with_a_preview(server: Server) -> Non
     """createSchedule answers the stored schedule, its cron in words and its next five ticks."""
     schedule = await create(server, cron="0 3 * * *", timezone="Europe/Berlin")
     assert schedule["__typename"] == "Schedule"
-    assert schedule["job"] == {"type": "noop", "payload": {"note": "tick"}, "priority": 0, "delaySeconds": 0}
+    assert schedule["job"] == {
+        "type": "noop",
+        "payload": {"note": "tick"},
+        "priority": 0,
+        "delaySeconds": 0,
+        "onDependencyFailure": "FAIL",
+    }
     assert schedule["description"] == "At 03:00 every day"
     assert len(schedule["upcoming"]) == 5 and schedule["upcoming"][0] == schedule["nextRunAt"]
 
