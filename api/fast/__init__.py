@@ -14,6 +14,8 @@ sure, it hands the request to the stock path, which answers as it always did.
 * ``live_render`` — ``SubscriptionExecutor``: subscription events whose selection is plain fields
   rendered from a plan compiled once, without graphql-core's executor per event.
 * ``schema`` — ``FastSchema``: ``JobpulseSchema`` with the above put together.
+* ``beside_multipart`` — ``StreamAwareFastPath``: ``GraphQLFastPath`` in front of a view that also
+  streams multipart subscriptions (those requests go to the view).
 
 They lean on private names: strawberry's ``Schema._execute_operation``, ``_process_errors``,
 ``_schema`` and its view's ``_stream_transport_map``, ``SchemaExtension._implements_resolve``;

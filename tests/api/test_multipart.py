@@ -115,7 +115,7 @@ async def test_a_json_query_still_takes_the_json_path(server: Server) -> None:
 def test_the_json_fast_path_stays_in_front_of_the_view(tmp_path: Path) -> None:
     """With multipart subscriptions on, the app still puts the JSON fast path in front of the view."""
     from api.auth import Authenticator
-    from api.multipart import StreamAwareFastPath, fast_path_beside_multipart
+    from api.fast.beside_multipart import StreamAwareFastPath, fast_path_beside_multipart
     from api.schema import build_schema
     from api.view import GraphQLView
     from tests.api.helpers import api_settings
