@@ -35,6 +35,8 @@ ADMIN, ALICE, BOB = "admin-token", "alice-token", "bob-token"
 API_KEYS = f"{ADMIN}=root:admin,{ALICE}=alice:user,{BOB}=bob:user"
 JWT_SECRET = "test-jwt-secret-of-at-least-32-bytes!!"
 DEADLINE = 10.0
+#: how long a server may take to start: its lifespan opens every backend, slow on a loaded machine
+START_DEADLINE = 60.0
 
 JOB_FIELDS = "id type status payload result error progress progressMessage attempts maxAttempts owner version"
 
@@ -197,9 +199,11 @@ def api_settings(data_dir: Any, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-async def wait_until(condition: Callable[[], bool | Awaitable[bool]], what: str) -> None:
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]], what: str, within: float = DEADLINE
+) -> None:
     """Poll ``condition`` until it holds; fail after the deadline."""
-    deadline = time.monotonic() + DEADLINE
+    deadline = time.monotonic() + within
     while True:
         outcome = condition()
         if not isinstance(outcome, bool):
@@ -239,7 +243,7 @@ async def run_server(
     server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_config=None))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        await wait_until(lambda: server.started or task.done(), "the server to start")
+        await wait_until(lambda: server.started or task.done(), "the server to start", START_DEADLINE)
         if task.done():
             task.result()
             raise AssertionError("the server stopped while starting")

@@ -51,7 +51,7 @@ def logged_events(output: str) -> set[str]:
     return events
 
 
-def wait_worker_started(process: JobpulseProcess, timeout: float = 30.0) -> None:
+def wait_worker_started(process: JobpulseProcess, timeout: float = 90.0) -> None:
     """Poll a worker's log until it says it started (its queues exist; it receives from now on)."""
     deadline = time.monotonic() + timeout
     while WORKER_STARTED not in logged_events(process.output()):

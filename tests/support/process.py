@@ -54,8 +54,12 @@ class JobpulseProcess:
             self.wait_ready()
         return self
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        """Poll /readyz until it answers 200 (a deadline, not a fixed sleep)."""
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Poll /readyz until it answers 200 (a deadline, not a fixed sleep).
+
+        Generous: a fresh interpreter importing the whole app takes seconds on a loaded machine,
+        and a deadline costs nothing when the process is up sooner.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc is not None
