@@ -161,10 +161,11 @@ def main() -> None:
     rows = []
     for rate in args.rate or [200]:
         before = None
+        profile = args.profile and str(Path(args.profile).with_suffix(f".{rate:.0f}.txt"))
         if args.baseline:
-            profile = args.profile and str(Path(args.profile).with_suffix(".baseline.txt"))
-            before = measure(rate, args.seconds, _baseline_tree(args.baseline), profile)
-        after = measure(rate, args.seconds, REPO, args.profile)
+            profile_before = profile and str(Path(profile).with_suffix(".baseline.txt"))
+            before = measure(rate, args.seconds, _baseline_tree(args.baseline), profile_before)
+        after = measure(rate, args.seconds, REPO, profile)
         measured, notes, met = _text(rate, after)
         baseline = "—"
         if before is not None:
