@@ -81,7 +81,7 @@ def measure(
                     stdout=subprocess.DEVNULL,
                     stderr=(Path(profile).with_suffix(".log")).open("wb"),
                 )
-            out, _ = client.popen.communicate(timeout=seconds + 120)
+            out, _ = client.popen.communicate(timeout=seconds + DRAIN + 120)
             cpu = meter.stop()
             wall = time.monotonic() - meter.started
             load = max(load_before, _load())
@@ -174,6 +174,7 @@ def main() -> None:
             baseline = f"{args.baseline}: {b_measured}; CPU per job after/before **{ratio:.2f}×**"
         what = f"{rate:.0f} jobs/s, one `jobUpdated` per job"
         rows.append(Row("5b", what, measured, baseline, "", met, notes))
+        print(table(rows[-1:]), flush=True)  # each rate as soon as it is measured
     print(table(rows))
 
 
