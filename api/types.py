@@ -10,9 +10,10 @@ import strawberry
 import structlog
 
 from api.context import Info
-from api.fields import described_field
+from api.fields import described_field, live_field
 from api.job_attempts import JobAttemptNode, job_attempts, job_estimated_completion
 from api.scalars import JSON
+from core.blobs import BlobRef
 from core.cursors import EventCursor
 from core.errors import BackendError, UserFacingError, ValidationError
 from core.jobtypes import JobType
@@ -70,6 +71,14 @@ class JobLogNode:
     @classmethod
     def of(cls, event: JobEvent) -> JobLogNode:
         return cls(at=event.at, level=event.level or LogLevel.INFO, message=event.message or "")
+
+
+def _result_now(node: JobNode) -> JSON | None:
+    """``result`` as its resolver gives it, when no blob is involved (see ``api.fields.LIVE_VALUE``)."""
+    result = node.source.result
+    if BlobRef.of(result) is not None:
+        raise LookupError("the result is a blob reference: its resolver reads or hides it")
+    return None if result is None else JSON(result)
 
 
 @strawberry.type(name="Job")
@@ -145,7 +154,7 @@ class JobNode:
             log.warning("payload blob not readable", job_id=self.source.id, error=str(exc))
             return JSON(stored)
 
-    @described_field("the result; null over JOBPULSE_S3_INLINE_MAX_BYTES in S3 (fetch resultUrl)")
+    @live_field("the result; null over JOBPULSE_S3_INLINE_MAX_BYTES in S3 (fetch resultUrl)", _result_now)
     async def result(self, info: Info) -> JSON | None:
         blobs = info.context.service.blobs
         if self.source.result is None or blobs.too_large_to_inline(self.source.result):

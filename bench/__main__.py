@@ -37,6 +37,7 @@ FIGURES = {
     "3": "fig_http",
     "4": "fig_worker",
     "5": "fig_worker",
+    "5b": "fig_progress",
     "6": "fig_subs",
     "7": "fig_subs",
     "8": "fig_http",

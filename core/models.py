@@ -215,13 +215,17 @@ class Job:
         """A log line changes nothing but the version: the line itself is the event."""
         return self._next(now)
 
-    def completed(self, claim: Claim, now: datetime, result: JSONValue) -> Job:
+    def completed(
+        self, claim: Claim, now: datetime, result: JSONValue, progress_message: str | None = None
+    ) -> Job:
+        """COMPLETED at 100%, with the last progress message reported (``progress_message`` if given)."""
         self.check_claim(claim)
         return self._next(
             now,
             status=JobStatus.COMPLETED,
             result=result,
             progress=100.0,
+            progress_message=progress_message if progress_message is not None else self.progress_message,
             completed_at=now,
             lease_owner=None,
             lease_until=None,

@@ -216,14 +216,21 @@ class WorkerSide(WritePath):
         return await self._write(claim.job_id, decide, current)
 
     async def complete(
-        self, claim: Claim, result: JSONValue, current: Job | None = None, *, ack: Delivery | None = None
+        self,
+        claim: Claim,
+        result: JSONValue,
+        current: Job | None = None,
+        *,
+        ack: Delivery | None = None,
+        progress_message: str | None = None,
     ) -> Job:
         """COMPLETED with ``result`` (a large one is stored as a blob first, the job refers to it);
-        ``ack``: the message that brought the job, acknowledged with the write (see ``_write``)."""
+        ``ack``: the message that brought the job, acknowledged with the write (see ``_write``);
+        ``progress_message``: a last progress report not written on its own, carried by this write."""
         stored = await self.blobs.offload(f"results/{claim.job_id}/{claim.attempt}", result)
 
         def decide(job: Job) -> tuple[Job, JobEvent]:
-            new = job.completed(claim, self.clock(), stored)
+            new = job.completed(claim, self.clock(), stored, progress_message)
             return new, JobEvent.of(new, JobEventKind.COMPLETED)
 
         try:

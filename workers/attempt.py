@@ -200,10 +200,12 @@ class Attempt:
             await self._fail(message, retryable=False)
             return
         plain: JSONValue = orjson.loads(encoded)  # what the store keeps: plain JSON, no datetimes etc.
-        await self.ctx.flush()
+        last_report = await self.ctx.progress_for_completion()
         await self.ctx.close()
         await self.ctx.write(
-            lambda current: self.service.complete(self.ctx.claim, plain, current=current, ack=self.delivery)
+            lambda current: self.service.complete(
+                self.ctx.claim, plain, current=current, ack=self.delivery, progress_message=last_report
+            )
         )
         log.info("job completed")
 

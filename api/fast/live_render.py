@@ -11,10 +11,12 @@ and field merging are graphql-core's), into a ``Plan``: per response key, the at
 and the type's own ``coerce_output_value``. Only selections where that is all graphql-core would
 do compile: every field a Strawberry field without resolver, arguments or field extensions (or
 ``__typename``), of object types without ``is_type_of``, no resolving schema extension, no
-``@defer``. Anything else (``payload``, ``logs(last:)``, …) returns ``None`` and the subscription
-keeps graphql-core's executor. An event the plan cannot render exactly as graphql-core would (a
-null in a non-null field, a value its type refuses) is executed by graphql-core, which reports
-the error as it always did.
+``@defer``; a resolver field joins them if it declares its value from the source alone
+(``api.fields.LIVE_VALUE``, e.g. ``result`` when it is not a blob reference: an event where it
+cannot answer goes to graphql-core). Anything else (``payload``, ``logs(last:)``, …) returns
+``None`` and the subscription keeps graphql-core's executor. An event the plan cannot render
+exactly as graphql-core would (a null in a non-null field, a value its type refuses) is executed
+by graphql-core, which reports the error as it always did.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from graphql.execution.executor import Executor
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
 
-__all__ = ["Plan", "SubscriptionExecutor", "compile_plan"]
+from api.fields import LIVE_VALUE
+
+__all__ = ["Plan", "SubscriptionExecutor", "compile_plan", "shared_plan"]
 
 _DEFINITION = "strawberry-definition"
 _TYPENAME = "__typename"
@@ -47,8 +51,9 @@ class _Unrenderable(Exception):
 
 
 Coerce = Callable[[Any], Any]
-#: response key, attribute to read (``None``: ``__typename``), leaf coercion, non-null, sub-plan
-Entry = tuple[str, str | None, Coerce | None, bool, "Plan | None"]
+#: response key, attribute to read (``None``: ``__typename``; a function: a resolver field's
+#: ``LIVE_VALUE``), leaf coercion, non-null, sub-plan
+Entry = tuple[str, str | Callable[[Any], Any] | None, Coerce | None, bool, "Plan | None"]
 
 
 class Plan:
@@ -67,7 +72,7 @@ class Plan:
             if attribute is None:
                 out[key] = self.type_name
                 continue
-            value = getattr(source, attribute)
+            value = getattr(source, attribute) if type(attribute) is str else attribute(source)  # type: ignore[operator]
             if value is None:
                 if non_null:
                     raise _Unrenderable
@@ -117,12 +122,16 @@ def _enum_coercer(enum_type: GraphQLEnumType) -> Coerce:
     return coerce
 
 
-def _plain_attribute(field: Any) -> str | None:
-    """The attribute a GraphQL field reads if it is a plain Strawberry field, else ``None``."""
+def _plain_attribute(field: Any) -> str | Callable[[Any], Any] | None:
+    """The attribute a GraphQL field reads if it is a plain Strawberry field (or its ``LIVE_VALUE``
+    if it is a resolver field that declares one), else ``None``."""
     definition = field.extensions.get(_DEFINITION) if field.extensions else None
-    if not isinstance(definition, StrawberryField) or not getattr(field.resolve, "_is_default", False):
+    if not isinstance(definition, StrawberryField) or field.args or definition.extensions:
         return None
-    if field.args or definition.base_resolver is not None or definition.extensions:
+    now = definition.metadata.get(LIVE_VALUE) if definition.metadata else None
+    if callable(now) and definition.base_resolver is not None:
+        return cast(Callable[[Any], Any], now)
+    if not getattr(field.resolve, "_is_default", False) or definition.base_resolver is not None:
         return None
     if definition.default_resolver is not getattr:
         return None
@@ -229,6 +238,34 @@ class _RenderedEvent:
 
 _NOT_COMPILED: Any = object()
 
+#: plans of documents without directives, shared by every subscription of the same parsed document
+#: (strawberry's parser cache hands out one ``DocumentNode`` per query text): (schema, operation,
+#: middlewares?) by their ids → (schema, operation, plan), the objects kept so an id is never reused
+_SHARED_PLANS: dict[tuple[int, int, bool], tuple[object, object, tuple[str, Plan] | None]] = {}
+_SHARED_PLANS_MAX = 256
+
+
+def shared_plan(executor: Executor[Any]) -> tuple[str, Plan] | None:
+    """``compile_plan(executor)``, compiled once per document when no variable can change it.
+
+    Only ``@skip``/``@include`` make a plan depend on the variables: a document that contains no
+    ``@`` at all (checked on its source text, so a string argument holding one just opts out)
+    compiles to the same plan for every subscription.
+    """
+    manager = executor.middleware_manager
+    operation = executor.operation
+    key = (id(executor.schema), id(operation), bool(manager is not None and manager.middlewares))
+    hit = _SHARED_PLANS.get(key)
+    if hit is not None and hit[0] is executor.schema and hit[1] is operation:
+        return hit[2]
+    plan = compile_plan(executor)
+    loc = operation.loc
+    if loc is not None and "@" not in loc.source.body:
+        if len(_SHARED_PLANS) >= _SHARED_PLANS_MAX:
+            _SHARED_PLANS.clear()
+        _SHARED_PLANS[key] = (executor.schema, operation, plan)
+    return plan
+
 
 class SubscriptionExecutor(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's executor; subscription events whose selection compiles skip graphql-core.
@@ -244,7 +281,7 @@ class SubscriptionExecutor(StrawberryGraphQLCoreExecutionContext):
         plan = self._plan
         if plan is _NOT_COMPILED:
             try:
-                plan = self._plan = compile_plan(self)
+                plan = self._plan = shared_plan(self)
             except Exception:  # anything unexpected: graphql-core decides, as before
                 plan = self._plan = None
         if plan is not None and payload is not None and not isinstance(payload, Exception):

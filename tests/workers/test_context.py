@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import pytest
 import structlog
 
-from core.models import JobEventKind, JobStatus
+from core.models import Job, JobEventKind, JobStatus
 from core.service import JobService
 from tests.workers.conftest import EMBEDDED_ONLY, drain, events, reload, submit
-from workers.context import MAX_LOG_CHARS
+from workers.context import MAX_LOG_CHARS, WorkerContext
 
 
+@pytest.fixture
+def plain_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Progress as written before fast jobs were coalesced: a first report at once, the last flushed."""
+    monkeypatch.setattr(WorkerContext, "coalesce_start", False)
+
+
+def _final(job: Job) -> tuple[object, ...]:
+    return (job.status, job.progress, job.progress_message, job.result, job.attempts)
+
+
+async def _run_progress(service: JobService, steps: list[float]) -> tuple[Job, list[JobEventKind], list[int]]:
+    job = await submit(service, "progress", {"steps": steps})
+    await drain(service)
+    history = await events(service, job)
+    return await reload(service, job), [e.kind for e in history], [e.version for e in history]
+
+
+@pytest.mark.usefixtures("plain_progress")
 async def test_progress_never_goes_backwards(service: JobService) -> None:
     """Progress reports that go down are recorded as the highest value reached so far."""
     job = await submit(service, "progress", {"steps": [10, 50, 30, 80, 20]})
@@ -22,6 +41,7 @@ async def test_progress_never_goes_backwards(service: JobService) -> None:
 
 
 @EMBEDDED_ONLY  # how many writes coalesce depends on the store's latency: flaky on a loaded moto/SecantusDB
+@pytest.mark.usefixtures("plain_progress")
 async def test_progress_in_a_tight_loop_is_coalesced(service: JobService) -> None:
     """Ten thousand progress reports become a handful of writes, the last value flushed before completion."""
     job = await submit(service, "hammer", {"times": 10_000})
@@ -31,6 +51,38 @@ async def test_progress_in_a_tight_loop_is_coalesced(service: JobService) -> Non
     assert 1 <= len(progress) <= 5
     assert progress[-1].job.progress == 100
     assert [e.kind for e in history][-2:] == [JobEventKind.PROGRESS, JobEventKind.COMPLETED]
+
+
+async def test_a_fast_job_completes_as_on_the_plain_path_without_its_progress_writes(
+    service: JobService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job done within ``PROGRESS_INTERVAL`` ends as on the plain path, its last message carried by
+    the completion, with no PROGRESS write and consecutive versions."""
+    steps = [10, 50, 30, 80, 20]
+    coalesced, coalesced_kinds, coalesced_versions = await _run_progress(service, steps)
+    monkeypatch.setattr(WorkerContext, "coalesce_start", False)
+    plain, plain_kinds, plain_versions = await _run_progress(service, steps)
+    assert _final(coalesced) == _final(plain) == (JobStatus.COMPLETED, 100, "at 20.0", {"reported": 5}, 1)
+    assert coalesced_kinds == [JobEventKind.CREATED, JobEventKind.STARTED, JobEventKind.COMPLETED]
+    assert JobEventKind.PROGRESS in plain_kinds
+    assert [k for k in plain_kinds if k is not JobEventKind.PROGRESS] == coalesced_kinds
+    for versions in (coalesced_versions, plain_versions):
+        assert versions == list(range(1, len(versions) + 1))
+
+
+async def test_a_job_running_longer_than_the_interval_shows_progress_while_it_runs(
+    service: JobService,
+) -> None:
+    """A job that runs past ``PROGRESS_INTERVAL`` writes progress before its completion, never backwards."""
+    job = await submit(service, "sleep", {"seconds": 0.5, "steps": 5})
+    await drain(service)
+    history = await events(service, job)
+    progress = [e for e in history if e.kind is JobEventKind.PROGRESS]
+    assert progress, [e.kind for e in history]
+    assert all(e.job.status is JobStatus.PROCESSING for e in progress)
+    assert [e.job.progress for e in progress] == sorted(e.job.progress for e in progress)
+    assert history[-1].kind is JobEventKind.COMPLETED
+    assert (history[-1].job.progress, history[-1].job.progress_message) == (100, "step 5 of 5")
 
 
 async def test_long_log_lines_are_cut(service: JobService) -> None:

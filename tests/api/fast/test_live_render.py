@@ -13,9 +13,10 @@ from graphql import parse
 from graphql.execution.executor import Executor
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from api.fast.live_render import SubscriptionExecutor, compile_plan
+from api.fast.live_render import SubscriptionExecutor, compile_plan, shared_plan
 from api.schema import build_schema
 from api.types import JobEventNode, JobNode
+from core.blobs import LargeValues
 from core.models import Job, JobEvent, JobEventKind, JobStatus, LogLevel
 from tests.api.helpers import api_settings
 
@@ -48,7 +49,6 @@ PLAIN = {
 #: selections with resolvers or arguments: graphql-core executes them as before
 NOT_PLAIN = [
     "subscription { jobUpdated(id: 1) { id payload } }",
-    "subscription { jobUpdated(id: 1) { id result } }",
     "subscription { jobUpdated(id: 1) { logs(last: 2) { message } } }",
     "subscription { jobUpdated(id: 1) { logs { message } } }",
     "subscription { jobUpdated(id: 1) { resultUrl } }",
@@ -116,8 +116,8 @@ def schema(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return build_schema(api_settings(Path(tmp_path_factory.mktemp("data"))))._schema
 
 
-def _executor(schema: Any, cls: type[Executor], query: str) -> Executor:
-    executor = cls.build(schema, parse(query), raw_variable_values=VARIABLES)
+def _executor(schema: Any, cls: type[Executor], query: str, context: object = None) -> Executor:
+    executor = cls.build(schema, parse(query), raw_variable_values=VARIABLES, context_value=context)
     assert isinstance(executor, Executor), executor
     return executor
 
@@ -195,3 +195,62 @@ async def test_a_nested_null_in_a_non_null_field_gives_graphql_core_errors(schem
     fast_result = await _result(fast, event)
     assert fast_result == await _result(slow, event)
     assert fast_result[1]  # the error is reported
+
+
+class _Service:
+    """What the ``result`` resolver reads from the context: the service's blobs (no store)."""
+
+    blobs = LargeValues(None, threshold_bytes=64, inline_max_bytes=64, presign_seconds=60, cache_bytes=0)
+
+
+class _Context:
+    service = _Service()
+
+
+RESULTS: list[object] = [None, {"count": 4, "mean": 2.5, "nested": [1, {"a": None}]}, [], "text", 0]
+
+
+@pytest.mark.parametrize("result", RESULTS, ids=["null", "object", "empty-list", "string", "zero"])
+async def test_result_renders_as_its_resolver_gives_it(schema: Any, result: object) -> None:
+    """``result`` (a resolver field with a live value) compiles and renders what its resolver gives."""
+    query = "subscription W($id: ID!) { jobUpdated(id: $id) { id status progress result } }"
+    fast = _executor(schema, SubscriptionExecutor, query, _Context())
+    slow = _executor(schema, StrawberryGraphQLCoreExecutionContext, query, _Context())
+    assert compile_plan(fast) is not None
+    payload = JobNode.of(Job(id="j1", type="noop", owner="alice", payload=None, result=result))
+    assert type(fast.build_per_event_executor(payload)) is not type(fast)  # rendered, not executed
+    assert await _result(fast, payload) == await _result(slow, payload)
+
+
+async def test_a_blob_reference_result_is_left_to_its_resolver(schema: Any) -> None:
+    """A result kept as a blob reference is not rendered: graphql-core runs the resolver for that event."""
+    query = "subscription W($id: ID!) { jobUpdated(id: $id) { id result } }"
+    fast = _executor(schema, SubscriptionExecutor, query, _Context())
+    reference = {"$jobpulse_blob": "file://results/j1/1-abc.json", "bytes": 10, "sha256": "0" * 64}
+    payload = JobNode.of(Job(id="j1", type="noop", owner="alice", payload=None, result=reference))
+    assert type(fast.build_per_event_executor(payload)) is SubscriptionExecutor
+
+
+def test_subscriptions_of_one_document_share_its_plan(schema: Any) -> None:
+    """Two subscriptions of one parsed document without directives share one plan, whatever their variables."""
+    document = parse("subscription W($id: ID!) { jobUpdated(id: $id) { id status result } }")
+    first = Executor.build(schema, document, raw_variable_values={"id": "a"})
+    second = Executor.build(schema, document, raw_variable_values={"id": "b"})
+    assert isinstance(first, Executor) and isinstance(second, Executor)
+    plan = shared_plan(first)
+    assert plan is not None and shared_plan(second) is plan
+
+
+def test_a_document_with_directives_is_planned_per_subscription(schema: Any) -> None:
+    """With ``@include``, each subscription's plan follows its own variables, as graphql-core does."""
+    document = parse(
+        "subscription W($id: ID!, $yes: Boolean!) { jobUpdated(id: $id) { id error @include(if: $yes) } }"
+    )
+    keys = []
+    for yes in (True, False):
+        executor = Executor.build(schema, document, raw_variable_values={"id": "a", "yes": yes})
+        assert isinstance(executor, Executor)
+        plan = shared_plan(executor)
+        assert plan is not None
+        keys.append([entry[0] for entry in plan[1].fields])
+    assert keys == [["id", "error"], ["id"]]

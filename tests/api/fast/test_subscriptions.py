@@ -19,6 +19,8 @@ PLAIN = """subscription($id: ID!) { jobUpdated(id: $id) {
 #: has resolver fields (payload, result): graphql-core on both servers. (Not ``logs``: it reads
 #: the store when an event renders, so what it shows depends on timing on either path.)
 RESOLVED = """subscription($id: ID!) { jobUpdated(id: $id) { status payload result } }"""
+#: ``result`` has a resolver with a live value: compiles on the fast server
+RESULT = """subscription($id: ID!) { jobUpdated(id: $id) { status progress progressMessage result error } }"""
 #: compiles, with a nested object
 EVENTS = """subscription($after: String) { jobEvents(after: $after) {
     __typename kind message level job { __typename type status progress attempts } } }"""
@@ -29,7 +31,7 @@ async def live(server: Server) -> list[list[dict[str, Any]]]:
     job_id = await server.submit(ALICE, "sleep", {"seconds": 1})
     after = (await server.data(ALICE, "{ eventCursor }"))["eventCursor"]
     async with server.ws(ALICE) as session:
-        updates = [session.subscribe(query, id=job_id) for query in (PLAIN, RESOLVED)]
+        updates = [session.subscribe(query, id=job_id) for query in (PLAIN, RESOLVED, RESULT)]
         events = session.subscribe(EVENTS, after=after)
         snapshots = [await subscription.next() for subscription in updates]
 
@@ -53,4 +55,5 @@ async def test_fast_and_stock_subscriptions_emit_alike(server_settings: ServerSe
         stock = await live(server)
     assert fast == stock
     assert [r["jobUpdated"]["status"] for r in fast[0]][-1] == "COMPLETED"
-    assert len(fast[2]) == 4
+    assert fast[2][-1]["jobUpdated"]["result"] == {"slept": 1}
+    assert len(fast[3]) == 4

@@ -12,7 +12,8 @@ from core.jobtypes import PermanentError
 from core.models import JobStatus
 from core.service import JobService
 from tests.workers.conftest import drain, reload, submit
-from workers.handlers.data_analysis import JOB_TYPE, analyse
+from workers.handlers import data_analysis
+from workers.handlers.data_analysis import INLINE_MAX_VALUES, JOB_TYPE, analyse
 
 
 async def test_statistics_of_numbers(service: JobService) -> None:
@@ -41,6 +42,20 @@ async def test_progress_is_reported(make_ctx: Any) -> None:
     assert [p for p, _ in ctx.reports] == [50, 95]
 
 
+@pytest.mark.parametrize("count", [8, INLINE_MAX_VALUES, INLINE_MAX_VALUES + 1])
+async def test_small_inputs_on_the_loop_give_the_threads_results(
+    make_ctx: Any, monkeypatch: pytest.MonkeyPatch, count: int
+) -> None:
+    """Statistics computed on the event loop (small inputs) equal those computed in a thread, with the same reports."""
+    payload = JOB_TYPE.parse({"data": [(n * 7919 % 1000) / 7 for n in range(count)]})
+    fast_ctx, thread_ctx = make_ctx(), make_ctx()
+    fast = await analyse(fast_ctx, payload)
+    monkeypatch.setattr(data_analysis, "INLINE_MAX_VALUES", 0)
+    threaded = await analyse(thread_ctx, payload)
+    assert fast == threaded
+    assert fast_ctx.reports == thread_ctx.reports
+
+
 async def test_overflowing_numbers_fail_permanently(make_ctx: Any) -> None:
     """Numbers whose statistics overflow a float fail the job with a clear message."""
     with pytest.raises(PermanentError, match="too large"):
@@ -67,4 +82,3 @@ async def test_the_schema_says_how_many_numbers_fit_the_payload_limit(
     else:
         with pytest.raises(PayloadTooLargeError):
             await submit(service, "data_analysis", payload)
-
