@@ -221,6 +221,7 @@ class Attempt:
             await self._fail(f"{type(exc).__name__}: {exc}", retryable=True)
 
     async def _fail(self, message: str, *, retryable: bool, retry_delay: float | None = None) -> None:
+        await self.ctx.flush()  # a failed job shows how far it got (rare, so the extra write is cheap)
         await self.ctx.close()
         job = await self.ctx.write(
             lambda current: self.service.fail_attempt(

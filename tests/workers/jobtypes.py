@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, JsonValue
 
-from core.jobtypes import JobContext, JobType
+from core.jobtypes import JobContext, JobType, PermanentError
 from core.models import JSONValue
 
 __all__ = ["JOB_TYPES", "LATCHES", "Latch"]
@@ -70,12 +70,16 @@ async def latch(ctx: JobContext, payload: LatchPayload) -> JSONValue:
 
 class ProgressPayload(BaseModel):
     steps: list[float]
+    #: after its steps, the handler fails (permanently) with this message
+    fail_with: str | None = None
 
 
 async def report_progress(ctx: JobContext, payload: ProgressPayload) -> JSONValue:
     for percent in payload.steps:
         await ctx.progress(percent, f"at {percent}")
         await asyncio.sleep(0)
+    if payload.fail_with is not None:
+        raise PermanentError(payload.fail_with)
     return {"reported": len(payload.steps)}
 
 

@@ -85,6 +85,15 @@ async def test_a_job_running_longer_than_the_interval_shows_progress_while_it_ru
     assert (history[-1].job.progress, history[-1].job.progress_message) == (100, "step 5 of 5")
 
 
+async def test_a_fast_job_that_fails_shows_how_far_it_got(service: JobService) -> None:
+    """A job that reports progress and fails within ``PROGRESS_INTERVAL`` ends FAILED at its last report."""
+    job = await submit(service, "progress", {"steps": [10, 40], "fail_with": "broke at 40"})
+    await drain(service)
+    failed = await reload(service, job)
+    assert (failed.status, failed.error) == (JobStatus.FAILED, "broke at 40")
+    assert (failed.progress, failed.progress_message) == (40, "at 40.0")
+
+
 async def test_long_log_lines_are_cut(service: JobService) -> None:
     """A log line longer than ``MAX_LOG_CHARS`` is stored cut, saying how much was left out."""
     job = await submit(service, "chatty", {})
