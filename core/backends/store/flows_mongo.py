@@ -27,10 +27,8 @@ __all__ = ["MongoFlowStore"]
 
 Document = dict[str, Any]
 
-_JOB_INDEXES = [
-    IndexModel([("depends_on", ASCENDING)], name="depends_on", sparse=True),
-    IndexModel([("flow_id", ASCENDING)], name="flow_id", sparse=True),
-]
+# A flow's jobs by ``flow_id``: ``flow_created`` of ``mongo_schema`` (JobFilter.flowId) serves it.
+_JOB_INDEXES = [IndexModel([("depends_on", ASCENDING)], name="depends_on", sparse=True)]
 _FLOW_INDEXES = [
     IndexModel([("owner", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="owner_created"),
     IndexModel([("state", ASCENDING), ("created_at", ASCENDING)], name="state_created"),

@@ -33,6 +33,12 @@ JOB_INDEXES = [
         name="schedule_created",
         partialFilterExpression={"schedule_id": {"$type": "string"}},
     ),
+    # A flow's jobs (JobFilter.flowId); only jobs of a flow are in it.
+    IndexModel(
+        [("flow_id", ASCENDING), *_NEWEST],
+        name="flow_created",
+        partialFilterExpression={"flow_id": {"$type": "string"}},
+    ),
     # One live holder per owner + idempotency key: what makes concurrent submissions race-free.
     IndexModel(
         [("idem", ASCENDING)],
