@@ -27,16 +27,9 @@ __all__ = ["MongoFlowStore"]
 
 Document = dict[str, Any]
 
-# A flow's jobs by ``flow_id``: ``flow_created`` of ``mongo_schema`` (JobFilter.flowId) serves it.
-_JOB_INDEXES = [
-    IndexModel([("depends_on", ASCENDING)], name="depends_on", sparse=True),
-    # expiresInSeconds: PENDING jobs that have an expiry, soonest first (the sweeper's list).
-    IndexModel(
-        [("expires_at", ASCENDING)],
-        name="pending_expiring",
-        partialFilterExpression={"status": JobStatus.PENDING.value, "expires_at": {"$type": "number"}},
-    ),
-]
+# A flow's jobs by ``flow_id``: ``flow_created`` of ``mongo_schema`` (JobFilter.flowId) serves it;
+# ``find_expired``'s index, ``pending_expiring``, is made with the store's (``mongo_schema``).
+_JOB_INDEXES = [IndexModel([("depends_on", ASCENDING)], name="depends_on", sparse=True)]
 _FLOW_INDEXES = [
     IndexModel([("owner", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="owner_created"),
     IndexModel([("state", ASCENDING), ("created_at", ASCENDING)], name="state_created"),
@@ -100,7 +93,6 @@ class MongoFlowStore:
             return [_job(doc) async for doc in cursor]
 
     async def find_expired(self, *, now: datetime, limit: int) -> list[Job]:
-        await self._ensure_indexes()
         query = {
             "status": JobStatus.PENDING.value,
             "expires_at": {"$type": "number", "$lte": to_micros(now)},

@@ -50,6 +50,13 @@ JOB_INDEXES = [
     IndexModel(
         [("sweep_us", ASCENDING)], name="unenqueued", partialFilterExpression={"sweep_us": {"$exists": True}}
     ),
+    # The sweeper's expiresInSeconds list (``MongoFlowStore.find_expired``): PENDING jobs that have
+    # an expiry, soonest first.
+    IndexModel(
+        [("expires_at", ASCENDING)],
+        name="pending_expiring",
+        partialFilterExpression={"status": "PENDING", "expires_at": {"$type": "number"}},
+    ),
 ]
 
 EVENT_INDEXES = [
