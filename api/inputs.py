@@ -76,6 +76,7 @@ class JobFilterInput:
     schedule_id: strawberry.ID | None = strawberry.field(
         default=None, description="jobs this schedule submitted"
     )
+    flow_id: strawberry.ID | None = strawberry.field(default=None, description="jobs of this flow")
 
     def to_filter(self) -> JobFilter:
         return JobFilter(
@@ -85,4 +86,5 @@ class JobFilterInput:
             created_after=_aware(self.created_after),
             created_before=_aware(self.created_before),
             schedule_id=None if self.schedule_id is None else str(self.schedule_id),
+            flow_id=None if self.flow_id is None else str(self.flow_id),
         )

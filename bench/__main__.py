@@ -42,6 +42,7 @@ FIGURES = {
     "7": "fig_subs",
     "8": "fig_http",
     "9": "fig_distributed",
+    "12": "flows",
     "16": "fig_rest",
 }
 

@@ -9,6 +9,11 @@ fails it, and so on down the graph.
 Embedded, the store does this in the finishing write's own transaction (``releases_in_transaction``)
 and ``release_after`` only publishes what it wrote; distributed, ``release_after`` writes right
 after the finishing write, and ``sweep_waiting`` repairs what a crash in between left undone.
+
+``expire_overdue`` is the sweeper's pass for ``expiresInSeconds``: a PENDING job never started
+whose ``expires_at`` has passed ends CANCELLED "expired" (its dependents then follow their policy),
+without waiting for a worker of its type to claim it. A WAITING job is not due yet: its window
+starts when it is released (``Job.released_to_queue``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
-from core.errors import ConflictError
+from core.errors import ConflictError, JobNotFoundError
 from core.models import TERMINAL_STATUSES, Job, JobEvent, JobEventKind, JobId, JobStatus
 
 if TYPE_CHECKING:
@@ -32,6 +37,7 @@ __all__ = [
     "FlowRecord",
     "FlowState",
     "FlowStore",
+    "expire_overdue",
     "release_after",
     "release_event",
     "settle_writes",
@@ -94,6 +100,9 @@ class FlowStore(Protocol):
 
     async def find_waiting(self, *, updated_before: datetime, limit: int) -> list[Job]:
         """WAITING jobs last written before ``updated_before``, oldest first (the sweeper's list)."""
+
+    async def find_expired(self, *, now: datetime, limit: int) -> list[Job]:
+        """PENDING jobs never started whose ``expires_at`` is at or before ``now``, soonest first."""
 
     def take_released(self, job_id: JobId, version: int) -> list[JobEvent]:
         """The events of the dependents the write of ``job_id`` at ``version`` released (embedded)."""
@@ -248,3 +257,39 @@ async def sweep_waiting(service: JobService, flows: FlowStore, limit: int = 500)
     if wrote:
         log.info("sweeper released waiting jobs", count=wrote)
     return wrote
+
+
+async def _expire_one(service: JobService, overdue: Job) -> bool:
+    """One overdue job → CANCELLED "expired", unless it was claimed or ended meanwhile."""
+    wrote = False
+
+    def decide(job: Job) -> tuple[Job, JobEvent] | None:
+        nonlocal wrote
+        now = service.clock()
+        wrote = job.status is JobStatus.PENDING and job.is_expired(now)
+        if not wrote:
+            return None
+        new = job.cancelled(now)
+        why = f"expired: not started within {job.expires_in_seconds} s of becoming due"
+        return new, JobEvent.of(new, JobEventKind.CANCELLED, why)
+
+    await service._write(overdue.id, decide, current=overdue)
+    return wrote
+
+
+async def expire_overdue(service: JobService, flows: FlowStore, limit: int = 500) -> int:
+    """End CANCELLED "expired" every PENDING job not started by its ``expires_at``; how many it ended.
+
+    Each is one conditional write through the service's write path, decided again on the job as
+    read: a worker's claim that lands first wins (the job runs), one that lands second finds the
+    job CANCELLED and drops its message. The finishing write releases the dependents.
+    """
+    ended = 0
+    for overdue in await flows.find_expired(now=service.clock(), limit=limit):
+        try:
+            ended += await _expire_one(service, overdue)
+        except (JobNotFoundError, ConflictError) as exc:
+            log.warning("expired job not ended; next round retries", job_id=overdue.id, error=str(exc))
+    if ended:
+        log.info("sweeper ended expired jobs", count=ended)
+    return ended

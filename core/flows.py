@@ -17,6 +17,7 @@ from core.dependencies import (
     FlowRecord,
     FlowState,
     FlowStore,
+    expire_overdue,
     release_after,
     release_ready,
     sweep_waiting,
@@ -142,6 +143,10 @@ class Flows:
     async def sweep(self) -> int:
         """The sweeper's round for dependencies and flows (``core.dependencies.sweep_waiting``)."""
         return await sweep_waiting(self.service, self.store)
+
+    async def expire(self) -> int:
+        """The sweeper's round for ``expiresInSeconds`` (``core.dependencies.expire_overdue``)."""
+        return await expire_overdue(self.service, self.store)
 
     # -- submission --------------------------------------------------------------------------
     def _waiting(self, job: Job, depends_on: tuple[JobId, ...], flow_id: str | None) -> Job:

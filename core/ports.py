@@ -52,6 +52,7 @@ class JobFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     schedule_id: str | None = None
+    flow_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,7 @@ class JobService(SubmitSide, WorkerSide):
             created_after=filter.created_after,
             created_before=filter.created_before,
             schedule_id=filter.schedule_id,
+            flow_id=filter.flow_id,
         )
 
     async def list(self, principal: Principal, filter: JobFilter, first: int, after: str | None) -> JobPage:

@@ -1,4 +1,5 @@
-"""``run_sweeper``: send PENDING jobs that never reached the queue, or whose time has come (DESIGN §2).
+"""``run_sweeper``: send PENDING jobs that never reached the queue, or whose time has come (DESIGN §2);
+release dependents a crash left WAITING (§6); end CANCELLED "expired" the jobs not started in time.
 
 Any number of processes may run it: a duplicate message is dropped at claim time. Each round also
 settles the messages of external job types (``workers.external``).
@@ -28,6 +29,7 @@ async def run_sweeper(service: JobService, stop: asyncio.Event) -> None:
             await service.sweep()
             if service.flows is not None:
                 await service.flows.sweep()  # dependents a crash left WAITING (DESIGN.md §6)
+                await service.flows.expire()  # PENDING past expiresInSeconds, with no claim to notice
             await watch_external_jobs(service)
         except BackendUnavailableError as exc:
             log.warning("sweep failed; trying again next round", error=str(exc))

@@ -106,6 +106,9 @@ CREATE TABLE IF NOT EXISTS job_dependencies (
     PRIMARY KEY (depends_on, job_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs (updated_us) WHERE status = 'WAITING';
+-- expiresInSeconds: PENDING jobs that have an expiry, soonest first (the sweeper's list).
+CREATE INDEX IF NOT EXISTS jobs_expiring ON jobs (json_extract(CAST(doc AS TEXT), '$.expires_at'))
+    WHERE status = 'PENDING' AND json_extract(CAST(doc AS TEXT), '$.expires_at') IS NOT NULL;
 CREATE TABLE IF NOT EXISTS flows (
     id TEXT PRIMARY KEY,
     owner TEXT NOT NULL,

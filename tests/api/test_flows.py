@@ -108,6 +108,20 @@ async def test_another_user_cannot_read_a_flow(server: Server) -> None:
     assert data["flow"] is None
 
 
+async def test_jobs_filter_by_flow_id_lists_that_flows_jobs_only_to_its_owner(server: Server) -> None:
+    """``jobs(filter: {flowId})`` lists and counts the flow's jobs, newest first; another user sees none."""
+    flow = await submit_flow(server, job("a"), job("b", "a"), job("c", "a"))
+    await submit_flow(server, job("other"))
+    await server.submit(ALICE)
+    query = "query($id: ID!) { jobs(filter: {flowId: $id}) { totalCount edges { node { id flow { id } } } } }"
+    mine = (await server.data(ALICE, query, id=flow["id"]))["jobs"]
+    assert mine["totalCount"] == 3
+    assert {e["node"]["id"] for e in mine["edges"]} == set(ids(flow).values())
+    assert {e["node"]["flow"]["id"] for e in mine["edges"]} == {flow["id"]}
+    theirs = (await server.data(BOB, query, id=flow["id"]))["jobs"]
+    assert theirs == {"totalCount": 0, "edges": []}
+
+
 async def test_cancel_flow_cancels_its_unfinished_jobs(server: Server) -> None:
     """``cancelFlow`` answers the CANCELLED flow, every job CANCELLED."""
     flow = await submit_flow(server, job("a"), job("b", "a"))

@@ -317,6 +317,23 @@ async def test_list_jobs_filters_by_status_type_owner_and_time(store: JobStore) 
     assert await ids(created_after=BASE, created_before=BASE + timedelta(seconds=2)) == [b.id]
 
 
+async def test_list_and_count_jobs_filter_by_flow_and_schedule(store: JobStore) -> None:
+    """``flow_id`` and ``schedule_id`` narrow the listing and the count to that flow's or schedule's jobs."""
+    first = await add(store, replace(make_job(at=BASE), flow_id="flow-1"))
+    second = await add(store, replace(make_job(at=BASE + timedelta(seconds=1)), flow_id="flow-1"))
+    await add(store, replace(make_job(), flow_id="flow-2"))
+    scheduled = await add(store, replace(make_job(), schedule_id="schedule-1"))
+    await add(store, make_job())
+    listed = await store.list_jobs(JobFilter(flow_id="flow-1"), 10, None)
+    assert [j.id for j in listed] == [second.id, first.id]
+    assert await store.count_jobs(JobFilter(flow_id="flow-1")) == 2
+    assert await store.count_jobs(JobFilter(flow_id="flow-1", owner="bob")) == 0
+    assert await store.count_jobs(JobFilter(flow_id="no-such-flow")) == 0
+    by_schedule = await store.list_jobs(JobFilter(schedule_id="schedule-1"), 10, None)
+    assert [j.id for j in by_schedule] == [scheduled.id]
+    assert await store.count_jobs(JobFilter(schedule_id="schedule-1")) == 1
+
+
 async def test_count_jobs_counts_what_the_filter_matches(store: JobStore) -> None:
     """``count_jobs`` counts every job the filter matches."""
     for owner in ("alice", "alice", "bob"):

@@ -8,7 +8,7 @@ import pytest
 
 from core.errors import BackendUnavailableError
 from core.models import JobEventKind, JobStatus
-from tests.workers.conftest import MakeService, on_event, reload, submit
+from tests.workers.conftest import FakeClock, MakeService, on_event, reload, submit
 from workers import run_workers
 from workers.sweeper import run_sweeper
 
@@ -50,6 +50,23 @@ async def test_sweeper_stops_promptly(make_service: MakeService) -> None:
     stop.set()
     async with asyncio.timeout(5):
         await task
+
+
+async def test_sweeper_ends_a_job_nobody_started_in_time(make_service: MakeService) -> None:
+    """With no worker running, the sweeper loop ends a job past ``expiresInSeconds`` CANCELLED "expired"."""
+    clock = FakeClock()
+    service = await make_service(clock, sweep_interval_seconds=0.05)
+    job = await submit(service, "noop", {}, expires_in_seconds=1)
+    cancelled = on_event(service, job.id, JobEventKind.CANCELLED)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_sweeper(service, stop))
+    clock.advance(2)
+    async with asyncio.timeout(20):
+        await cancelled.wait()
+    stop.set()
+    await task
+    ended = await reload(service, job)
+    assert (ended.status, ended.error) == (JobStatus.CANCELLED, "expired")
 
 
 async def test_run_workers_runs_jobs_until_stopped(make_service: MakeService) -> None:

@@ -1,6 +1,9 @@
 // Small DOM and formatting helpers shared by every view.
 
+/** The statuses `stats.byStatus` counts. */
 export const STATUSES = ["PENDING", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED"];
+/** Every job status, WAITING (for its dependencies) first: the job list filters by these. */
+export const JOB_STATUSES = ["WAITING", ...STATUSES];
 export const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 
 /** Create an element: h("a", {href: "#/", class: "x", onclick: fn}, "text", child). */

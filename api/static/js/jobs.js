@@ -2,7 +2,7 @@
 
 import { ApiError, JOB_FIELDS } from "./api.js";
 import {
-  STATUSES, TERMINAL, age, badge, clear, h, newestFirst, number, progressBar, setProgress, shortId, throttle, until,
+  JOB_STATUSES, TERMINAL, age, badge, clear, h, newestFirst, number, progressBar, setProgress, shortId, throttle, until,
 } from "./dom.js";
 
 const PAGE_SIZES = [25, 50, 100];
@@ -17,7 +17,7 @@ const LIST = `query Jobs($filter: JobFilter, $first: Int, $after: String) {
 
 const COUNTS = `query Counts($type: String) {
   all: jobs(filter: {type: $type}, first: 0) { totalCount }
-  ${STATUSES.map((s) => `${s}: jobs(filter: {type: $type, status: [${s}]}, first: 0) { totalCount }`).join("\n  ")}
+  ${JOB_STATUSES.map((s) => `${s}: jobs(filter: {type: $type, status: [${s}]}, first: 0) { totalCount }`).join("\n  ")}
 }`;
 
 const ACTION = (name) => `mutation($id: ID!) {
@@ -63,7 +63,7 @@ export function actionButtons(session, job, { small = true, onDone = () => {} } 
 export class JobsView {
   constructor(session, params) {
     this.session = session;
-    this.statuses = new Set((params.get("status") || "").split(",").filter((s) => STATUSES.includes(s)));
+    this.statuses = new Set((params.get("status") || "").split(",").filter((s) => JOB_STATUSES.includes(s)));
     this.type = params.get("type") || "";
     this.pageSize = PAGE_SIZES.includes(Number(params.get("size"))) ? Number(params.get("size")) : PAGE_SIZES[0];
     this.cursors = [null]; // the `after` of each page visited; the last is the current page
@@ -180,7 +180,7 @@ export class JobsView {
     h("span", { class: "count" }, counts[key] === undefined ? "" : number(counts[key])));
     clear(this.chips,
       chip("all", "All", this.statuses.size === 0, () => this.setStatuses([])),
-      STATUSES.map((s) => chip(s, s[0] + s.slice(1).toLowerCase(), this.statuses.has(s), (e) => {
+      JOB_STATUSES.map((s) => chip(s, s[0] + s.slice(1).toLowerCase(), this.statuses.has(s), (e) => {
         const next = new Set(this.statuses);
         if (e.shiftKey || e.metaKey || e.ctrlKey) {
           if (next.has(s)) next.delete(s);

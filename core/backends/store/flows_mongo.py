@@ -27,10 +27,9 @@ __all__ = ["MongoFlowStore"]
 
 Document = dict[str, Any]
 
-_JOB_INDEXES = [
-    IndexModel([("depends_on", ASCENDING)], name="depends_on", sparse=True),
-    IndexModel([("flow_id", ASCENDING)], name="flow_id", sparse=True),
-]
+# A flow's jobs by ``flow_id``: ``flow_created`` of ``mongo_schema`` (JobFilter.flowId) serves it;
+# ``find_expired``'s index, ``pending_expiring``, is made with the store's (``mongo_schema``).
+_JOB_INDEXES = [IndexModel([("depends_on", ASCENDING)], name="depends_on", sparse=True)]
 _FLOW_INDEXES = [
     IndexModel([("owner", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="owner_created"),
     IndexModel([("state", ASCENDING), ("created_at", ASCENDING)], name="state_created"),
@@ -91,6 +90,16 @@ class MongoFlowStore:
         query = {"status": JobStatus.WAITING.value, "updated_at": {"$lt": to_micros(updated_before)}}
         with _unavailable("find waiting"):
             cursor = self.store.jobs.find(query).sort("updated_at", 1).limit(limit)
+            return [_job(doc) async for doc in cursor]
+
+    async def find_expired(self, *, now: datetime, limit: int) -> list[Job]:
+        query = {
+            "status": JobStatus.PENDING.value,
+            "expires_at": {"$type": "number", "$lte": to_micros(now)},
+            "attempts": 0,
+        }
+        with _unavailable("find expired"):
+            cursor = self.store.jobs.find(query).sort("expires_at", 1).limit(limit)
             return [_job(doc) async for doc in cursor]
 
     async def get_flow(self, flow_id: str) -> FlowRecord | None:

@@ -23,6 +23,12 @@ from core.models import Job, JobEvent, JobId
 __all__ = ["SqliteFlowStore"]
 
 _INSERT_FLOW = "INSERT INTO flows (id, owner, created_us, state, doc) VALUES (?, ?, ?, ?, ?)"
+_EXPIRES = "json_extract(CAST(doc AS TEXT), '$.expires_at')"
+# The partial index ``jobs_expiring`` (core/backends/sqlite_db.py): its terms, written the same way.
+_FIND_EXPIRED = (
+    f"SELECT doc, payload FROM jobs WHERE status = 'PENDING' AND {_EXPIRES} IS NOT NULL AND {_EXPIRES} <= ?"
+    f" AND json_extract(CAST(doc AS TEXT), '$.attempts') = 0 ORDER BY {_EXPIRES} LIMIT ?"
+)
 
 
 def flow_to_dict(flow: FlowRecord) -> dict[str, Any]:
@@ -172,6 +178,13 @@ class SqliteFlowStore:
                 " ORDER BY updated_us LIMIT ?",
                 (to_micros(updated_before), limit),
             ).fetchall()
+            return [job_from_dict(loads(doc), loads(payload)) for doc, payload in rows]
+
+        return await self.db.read(op)
+
+    async def find_expired(self, *, now: datetime, limit: int) -> list[Job]:
+        def op(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(_FIND_EXPIRED, (to_micros(now), limit)).fetchall()
             return [job_from_dict(loads(doc), loads(payload)) for doc, payload in rows]
 
         return await self.db.read(op)

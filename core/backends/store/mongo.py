@@ -163,6 +163,8 @@ def _filter_query(filter: JobFilter) -> Document | None:
         query["owner"] = filter.owner
     if filter.schedule_id is not None:
         query["schedule_id"] = filter.schedule_id
+    if filter.flow_id is not None:
+        query["flow_id"] = filter.flow_id
     created: Document = {}
     if filter.created_after is not None:
         created["$gt"] = to_micros(filter.created_after)

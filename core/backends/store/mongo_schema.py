@@ -33,6 +33,12 @@ JOB_INDEXES = [
         name="schedule_created",
         partialFilterExpression={"schedule_id": {"$type": "string"}},
     ),
+    # A flow's jobs (JobFilter.flowId); only jobs of a flow are in it.
+    IndexModel(
+        [("flow_id", ASCENDING), *_NEWEST],
+        name="flow_created",
+        partialFilterExpression={"flow_id": {"$type": "string"}},
+    ),
     # One live holder per owner + idempotency key: what makes concurrent submissions race-free.
     IndexModel(
         [("idem", ASCENDING)],
@@ -43,6 +49,13 @@ JOB_INDEXES = [
     # The sweeper's work list: PENDING jobs with no message sent (the field exists only then).
     IndexModel(
         [("sweep_us", ASCENDING)], name="unenqueued", partialFilterExpression={"sweep_us": {"$exists": True}}
+    ),
+    # The sweeper's expiresInSeconds list (``MongoFlowStore.find_expired``): PENDING jobs that have
+    # an expiry, soonest first.
+    IndexModel(
+        [("expires_at", ASCENDING)],
+        name="pending_expiring",
+        partialFilterExpression={"status": "PENDING", "expires_at": {"$type": "number"}},
     ),
 ]
 

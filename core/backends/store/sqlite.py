@@ -102,6 +102,9 @@ def _filter_sql(filter: JobFilter) -> tuple[str, list[Any]]:
     if filter.schedule_id is not None:
         clauses.append("json_extract(CAST(doc AS TEXT), '$.schedule_id') = ?")
         params.append(filter.schedule_id)
+    if filter.flow_id is not None:
+        clauses.append("json_extract(CAST(doc AS TEXT), '$.flow_id') = ?")
+        params.append(filter.flow_id)
     return (" AND ".join(clauses) or "1"), params
 
 
