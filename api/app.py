@@ -26,6 +26,7 @@ from core.jobtypes import JobTypeRegistry
 from core.schedules import ScheduleService
 from core.service import JobService
 from core.settings import Settings
+from core.submit_rate import SubmitRateLimit
 
 __all__ = ["BackgroundTask", "SchedulerTask", "create_app"]
 
@@ -95,6 +96,7 @@ def create_app(
                 settings,
                 blobs=backends.blobs,
                 transaction=backends.transaction,
+                submit_limit=SubmitRateLimit.from_settings(settings),
             )
             metrics.install(service)
             assert backends.schedules is not None

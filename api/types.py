@@ -14,7 +14,7 @@ from api.fields import described_field
 from api.job_attempts import JobAttemptNode, job_attempts, job_estimated_completion
 from api.scalars import JSON
 from core.cursors import EventCursor
-from core.errors import BackendError, UserFacingError, ValidationError
+from core.errors import BackendError, RateLimitedError, UserFacingError, ValidationError
 from core.jobtypes import JobType
 from core.models import Job, JobEvent, JobEventKind, JobStatus, JSONValue, LogLevel
 
@@ -213,10 +213,16 @@ class UserError:
     code: ErrorCode
     message: str
     field: str | None
+    retry_after_seconds: float | None = strawberry.field(
+        default=None, description="set with RATE_LIMITED: seconds until a retry can succeed"
+    )
 
     @classmethod
     def of(cls, exc: UserFacingError) -> UserError:
-        return cls(code=ErrorCode[exc.code], message=exc.message, field=exc.field)
+        retry_after = exc.retry_after_seconds if isinstance(exc, RateLimitedError) else None
+        return cls(
+            code=ErrorCode[exc.code], message=exc.message, field=exc.field, retry_after_seconds=retry_after
+        )
 
 
 JobResult = Annotated[JobNode | UserError, strawberry.union("JobResult")]

@@ -102,6 +102,7 @@ async def submit_job(request: Request) -> Response:
     except pydantic.ValidationError as exc:
         raise validation_error(exc) from exc
     service = _service(request)
+    await service.admit(principal)
     job = await service.submit(principal, body.to_request(request.headers.get("idempotency-key")))
     return JSONBody(
         await job_json(service, job), status_code=202, headers={"Location": f"{PREFIX}/jobs/{job.id}"}
