@@ -119,6 +119,8 @@ def create_app(
                 yield
             finally:
                 await _stop(tasks, stop, settings.shutdown_grace_seconds + 5)
+                if service.submit_limit is not None:
+                    await service.submit_limit.close()
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),

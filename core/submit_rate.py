@@ -17,6 +17,7 @@ import structlog
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from redis.asyncio import ConnectionPool
 
 from core.errors import RateLimitedError
 from core.settings import Settings
@@ -51,10 +52,13 @@ def parse_rate_limit(text: str) -> RateLimitItem:
 class SubmitRateLimit:
     """The submit limit of one API process; ``take`` before a submission creates anything."""
 
-    def __init__(self, item: RateLimitItem, storage: Storage, where: str) -> None:
+    def __init__(
+        self, item: RateLimitItem, storage: Storage, where: str, pool: ConnectionPool | None = None
+    ) -> None:
         self.item = item
         self.where = where
         self._storage = storage
+        self._pool = pool
         self._limiter = SlidingWindowCounterRateLimiter(storage)
         self._warned_at = -math.inf
 
@@ -65,15 +69,21 @@ class SubmitRateLimit:
             return None
         item = parse_rate_limit(settings.rate_limit)
         if settings.redis_url:
+            # A pool of our own, so that ``close`` can let its connections go at shutdown.
+            pool = ConnectionPool.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=1.0)
             storage: Storage = RedisStorage(
                 "async+" + settings.redis_url,
                 implementation="redispy",
                 key_prefix=f"{settings.redis_channel_prefix}submit-rate",
-                socket_connect_timeout=1.0,
-                socket_timeout=1.0,
+                connection_pool=pool,  # type: ignore[arg-type]  # passed on to redis-py's client
             )
-            return cls(item, storage, "Redis")
+            return cls(item, storage, "Redis", pool)
         return cls(item, MemoryStorage(), "memory")
+
+    async def close(self) -> None:
+        """Let the Redis connections go (nothing to do in memory)."""
+        if self._pool is not None:
+            await self._pool.disconnect()
 
     def describe(self) -> str:
         """e.g. ``100 per 1 second per token subject, counted in Redis``."""
