@@ -12,16 +12,7 @@ main one, and every receive drains the high lanes first: two levels, exactly. Wi
 standard queue keeps no order (roughly the order of sending). A redriven or released job goes back
 to the lane of its priority (a release re-sends to the queue it came from).
 
-Receiving: the lanes of the types asked for are polled as below, the high lanes first. First a
-short poll of every high lane, concurrently, then of every main lane with what is left of
-``max_messages``, split between them (the remainder rotates, so with more lanes than messages each
-still gets its turn), so no type starves another; the shares that empty queues leave unused go to
-the queues that came back full. Only when all are empty do long polls (at most
-``MULTI_TYPE_POLL_SECONDS``) of every lane run, and the first to bring messages answers: one busy
-lane among idle ones is not held to its share nor to the idle queues' polls. The polls still
-running are not cancelled (a cancelled ReceiveMessage may have taken messages on the server,
-hidden until their visibility timeout); what they bring is handed out by the next receives, high
-lanes first.
+Receiving: high lanes first, fair across types (``core.backends.queue.sqs_lanes``).
 
 Sends and deletes are coalesced per queue like a group commit (``GroupCommit``): one made while
 another to the same queue is in flight waits for the next ``SendMessageBatch`` or
@@ -32,8 +23,6 @@ own message's fate.
 from __future__ import annotations
 
 import asyncio
-import math
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from typing import Any
@@ -47,6 +36,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from core.backends.codec import dumps
 from core.backends.queue.sqs_age import SqsQueueAges, cloudwatch_endpoint
 from core.backends.queue.sqs_deletes import BatchDeleter, is_gone
+from core.backends.queue.sqs_lanes import CALL_READ_SECONDS, Lane, LaneReceiver
+from core.backends.queue.sqs_lanes import whole_seconds as _seconds
 from core.errors import BackendUnavailableError, ConfigurationError
 from core.group_commit import GroupCommit
 from core.models import Job, JobId
@@ -63,8 +54,6 @@ MAX_LONG_POLL_SECONDS = 20
 # Every call but a long poll answers in milliseconds: a stuck SQS must not hold a submission (or
 # an acknowledgement) for long. Long polls get a client of their own, with a read timeout to match.
 CALL_CONNECT_SECONDS = 2
-CALL_READ_SECONDS = 3
-MULTI_TYPE_POLL_SECONDS = 2
 REDRIVE_CONFIRM_SECONDS = 1  # one long poll proves a DLQ empty (short polls sample few servers)
 DLQ_SUFFIX = "-dlq"
 HIGH_SUFFIX = "-high"  # the high-priority lane of a type (jobs with priority > 0)
@@ -73,10 +62,6 @@ MAX_RECEIVE_COUNT = 1000
 RETENTION_SECONDS = 14 * 24 * 3600
 SEND_BATCH = 10  # SQS's limit per SendMessageBatch
 _MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
-
-
-#: one queue a type's jobs wait in: (type, high lane?)
-Lane = tuple[str, bool]
 
 
 def queue_names(prefix: str, type: str) -> list[str]:
@@ -99,11 +84,6 @@ def _unavailable(what: str) -> Iterator[None]:
         raise BackendUnavailableError(f"SQS {what} failed: {exc}") from exc
 
 
-def _seconds(value: float, limit: int) -> int:
-    """SQS takes whole seconds: round up (never show a message early), within ``[0, limit]``."""
-    return max(0, min(limit, math.ceil(value - 1e-6)))
-
-
 def _split(receipt: str) -> tuple[str, str]:
     url, _, handle = receipt.partition("|")
     return url, handle
@@ -113,17 +93,7 @@ def _body(job_id: JobId, type: str) -> str:
     return dumps({"job_id": job_id, "type": type}).decode()
 
 
-def _shares(types: Sequence[Lane], max_messages: int, start: int) -> list[tuple[Lane, int]]:
-    """Split ``max_messages`` over the lanes ``types`` from ``start`` on: fair now, and over rounds."""
-    n = len(types)
-    order = [types[(start + i) % n] for i in range(n)]
-    if n >= max_messages:
-        return [(t, 1) for t in order[:max_messages]]
-    base, extra = divmod(max_messages, n)
-    return [(t, base + (1 if i < extra else 0)) for i, t in enumerate(order)]
-
-
-class SqsJobQueue:
+class SqsJobQueue(LaneReceiver):
     """Job messages in SQS; see the module docstring for the layout, receiving and priority."""
 
     max_delay_seconds = float(MAX_DELAY_SECONDS)
@@ -376,85 +346,6 @@ class SqsJobQueue:
         max_messages = max(1, min(10, max_messages))
         visibility = _seconds(visibility_seconds, MAX_VISIBILITY_SECONDS)
         return await self._receive_many(list(types), max_messages, wait_seconds, visibility)
-
-    async def _receive_many(
-        self, types: list[str], max_messages: int, wait_seconds: float, visibility: int
-    ) -> list[Delivery]:
-        """Answer as soon as any lane has messages, with up to ``max_messages``, high lanes first.
-
-        First a short poll of the high lanes, then of the main lanes with what is left (shares
-        split as in ``_shares``; the shares the empty lanes left unused go to those that came back
-        full). Only if that finds nothing, long polls of every lane; the first to bring messages
-        answers. The others are never cancelled (a cancelled ReceiveMessage may have taken messages
-        on the server, hidden until their visibility timeout): they run on, and what they bring is
-        handed out by the next receives.
-        """
-        deadline = time.monotonic() + wait_seconds
-        high: list[Lane] = [(t, True) for t in types]
-        lanes = [*high, *((t, False) for t in types)]
-        ready = self._take_ready(lanes, max_messages)
-        if ready:
-            return ready
-        await self._short_round(high, max_messages, visibility)
-        left = max_messages - sum(len(self._ready.get(lane, ())) for lane in high)
-        if left > 0:
-            await self._short_round(lanes[len(high) :], left, visibility)
-        while not (ready := self._take_ready(lanes, max_messages)) and time.monotonic() < deadline:
-            wait = _seconds(
-                min(MULTI_TYPE_POLL_SECONDS, deadline - time.monotonic()), MULTI_TYPE_POLL_SECONDS
-            )
-            idle = [lane for lane in lanes if lane not in self._in_flight]
-            for lane, count in _shares(idle, max_messages, self._rotation) if idle else []:
-                task = asyncio.create_task(self._receive_from(lane, count, wait, visibility))
-                self._in_flight[lane] = task
-            self._rotation = (self._rotation + 1) % len(lanes)
-            polls = {self._in_flight[lane] for lane in lanes if lane in self._in_flight}
-            remaining = max(0.0, deadline - time.monotonic())
-            # A poll may finish empty: keep waiting on the others until one brings something.
-            while polls and not any(self._ready.get(lane) for lane in lanes):
-                done, polls = await asyncio.wait(
-                    polls, timeout=remaining + CALL_READ_SECONDS, return_when=asyncio.FIRST_COMPLETED
-                )
-                if not done:
-                    break
-                self._collect_done()
-        return ready
-
-    def _collect_done(self) -> None:
-        """Move finished background polls' messages to ``_ready`` (a failed poll raises here)."""
-        for lane, task in list(self._in_flight.items()):
-            if task.done():
-                del self._in_flight[lane]
-                self._ready.setdefault(lane, []).extend(task.result())
-
-    def _take_ready(self, lanes: Sequence[Lane], max_messages: int) -> list[Delivery]:
-        """Up to ``max_messages`` received messages, in the order of ``lanes`` (high lanes first)."""
-        self._collect_done()
-        taken: list[Delivery] = []
-        for lane in lanes:
-            waiting = self._ready.get(lane)
-            if waiting:
-                room = max_messages - len(taken)
-                taken.extend(waiting[:room])
-                del waiting[:room]
-        return taken
-
-    async def _short_round(self, lanes: list[Lane], max_messages: int, visibility: int) -> None:
-        """Short-poll the lanes with no poll in flight; the empty ones' shares go to the full ones."""
-        idle = [lane for lane in lanes if lane not in self._in_flight]
-        if not idle:
-            return
-        shares = _shares(idle, max_messages, self._rotation)
-        self._rotation = (self._rotation + 1) % len(lanes)
-        while shares:
-            rounds = await asyncio.gather(*(self._receive_from(lane, n, 0, visibility) for lane, n in shares))
-            for (lane, _), batch in zip(shares, rounds, strict=True):
-                self._ready.setdefault(lane, []).extend(batch)
-            left = max_messages - sum(len(v) for lane, v in self._ready.items() if lane in lanes)
-            full = [lane for (lane, n), batch in zip(shares, rounds, strict=True) if len(batch) == n]
-            if left <= 0 or not full:
-                return
-            shares = _shares(full, left, 0)
 
     async def ack(self, delivery: Delivery) -> None:
         await self._deletes.delete(*_split(delivery.receipt))
