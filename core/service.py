@@ -23,7 +23,17 @@ from core.cursors import JobCursor, to_micros
 from core.errors import InvalidStateError, JobNotFoundError
 from core.flows import Flows
 from core.jobtypes import JobTypeRegistry
-from core.models import Job, JobEvent, JobEventKind, JobId, JobStatus, LogLevel, Principal, utcnow
+from core.models import (
+    TERMINAL_STATUSES,
+    Job,
+    JobEvent,
+    JobEventKind,
+    JobId,
+    JobStatus,
+    LogLevel,
+    Principal,
+    utcnow,
+)
 from core.ports import (
     CancelRequested,
     EventBus,
@@ -61,6 +71,8 @@ BULK_PAGE_SIZE = 500
 BULK_CONCURRENCY = 32
 #: what ``retry_matching`` acts on
 RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
+#: what ``cancel_matching`` acts on: every status that is not final
+CANCELLABLE = frozenset(JobStatus) - TERMINAL_STATUSES
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +212,9 @@ class JobService(SubmitSide, WorkerSide):
         """``cancel`` every job the caller may see that matches ``filter``; how many were cancelled
         (or, running, told to stop). Jobs already final, or finishing meanwhile, are left as they are."""
         return await self._each_matching(
-            principal, self.scope(principal, filter), page_size, lambda job: self._cancel(principal, job)
+            self._narrowed(principal, filter, CANCELLABLE),
+            page_size,
+            lambda job: self._cancel(principal, job),
         )
 
     async def retry_matching(
@@ -208,35 +222,35 @@ class JobService(SubmitSide, WorkerSide):
     ) -> int:
         """``retry`` every FAILED or CANCELLED job the caller may see that matches ``filter``; how many
         went back to PENDING."""
-        wanted = RETRYABLE if filter.statuses is None else filter.statuses & RETRYABLE
-        if not wanted:
-            return 0
-        scoped = replace(self.scope(principal, filter), statuses=wanted)
-        return await self._each_matching(
-            principal, scoped, page_size, lambda job: self._retry(principal, job)
-        )
+        narrowed = self._narrowed(principal, filter, RETRYABLE)
+        return await self._each_matching(narrowed, page_size, lambda job: self._retry(principal, job))
+
+    def _narrowed(
+        self, principal: Principal, filter: JobFilter, statuses: frozenset[JobStatus]
+    ) -> JobFilter | None:
+        """``filter`` as the caller may see it, its statuses cut to ``statuses``; ``None``: no match."""
+        wanted = statuses if filter.statuses is None else filter.statuses & statuses
+        return replace(self.scope(principal, filter), statuses=wanted) if wanted else None
 
     async def _each_matching(
-        self,
-        principal: Principal,
-        filter: JobFilter,
-        page_size: int,
-        action: Callable[[Job], Awaitable[Job]],
+        self, filter: JobFilter | None, page_size: int, action: Callable[[Job], Awaitable[Job]]
     ) -> int:
         """Apply ``action`` to every job ``filter`` lists, a page at a time (newest first, by keyset:
         jobs submitted meanwhile are not reached), up to ``BULK_CONCURRENCY`` writes at once. Each is
         the one-job action's own conditional write: a job that another writer finished since it was
         listed is decided again on what is stored, and refused, not clobbered."""
+        if filter is None:
+            return 0
         done = 0
         gate = asyncio.Semaphore(BULK_CONCURRENCY)
 
         async def one(job: Job) -> bool:
             async with gate:
                 try:
-                    await action(job)
+                    written = await action(job)
                 except (InvalidStateError, JobNotFoundError):
                     return False  # finished, or gone, since it was listed
-                return True
+                return written.version > job.version  # not when nothing was left to write
 
         cursor: JobCursor | None = None
         while True:
