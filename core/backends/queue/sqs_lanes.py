@@ -65,30 +65,37 @@ class LaneReceiver:
 
         First a short poll of the high lanes, then of the main lanes with what is left (shares
         split as in ``_shares``; the shares the empty lanes left unused go to those that came back
-        full). Only if that finds nothing, long polls of every lane; the first to bring messages
-        answers. The others are never cancelled (a cancelled ReceiveMessage may have taken messages
-        on the server, hidden until their visibility timeout): they run on, and what they bring is
-        handed out by the next receives.
+        full). Only if that finds nothing, long polls of the high and of the main lanes, each set
+        with its shares; the first to bring messages answers. The others are never cancelled (a
+        cancelled ReceiveMessage may have taken messages on the server, hidden until their
+        visibility timeout): they run on, and what they bring is handed out by the next receives.
         """
         deadline = time.monotonic() + wait_seconds
         high: list[Lane] = [(t, True) for t in types]
-        lanes = [*high, *((t, False) for t in types)]
+        main: list[Lane] = [(t, False) for t in types]
+        lanes = [*high, *main]
         ready = self._take_ready(lanes, max_messages)
         if ready:
             return ready
+        rotation = self._rotation  # the main lanes take their turns as if there were no high ones
         await self._short_round(high, max_messages, visibility)
+        self._rotation = rotation
         left = max_messages - sum(len(self._ready.get(lane, ())) for lane in high)
         if left > 0:
-            await self._short_round(lanes[len(high) :], left, visibility)
+            await self._short_round(main, left, visibility)
         while not (ready := self._take_ready(lanes, max_messages)) and time.monotonic() < deadline:
             wait = whole_seconds(
                 min(MULTI_TYPE_POLL_SECONDS, deadline - time.monotonic()), MULTI_TYPE_POLL_SECONDS
             )
-            idle = [lane for lane in lanes if lane not in self._in_flight]
-            for lane, count in _shares(idle, max_messages, self._rotation) if idle else []:
-                task = asyncio.create_task(self._receive_from(lane, count, wait, visibility))
-                self._in_flight[lane] = task
-            self._rotation = (self._rotation + 1) % len(lanes)
+            # Each set of lanes gets its shares of max_messages: a turn for a main lane every round
+            # as before the high lanes existed, whatever their number (at most twice the messages
+            # come back; the rest wait in ``_ready`` for the next receive).
+            for group in (high, main):
+                idle = [lane for lane in group if lane not in self._in_flight]
+                for lane, count in _shares(idle, max_messages, self._rotation) if idle else []:
+                    task = asyncio.create_task(self._receive_from(lane, count, wait, visibility))
+                    self._in_flight[lane] = task
+            self._rotation = (self._rotation + 1) % len(types)
             polls = {self._in_flight[lane] for lane in lanes if lane in self._in_flight}
             remaining = max(0.0, deadline - time.monotonic())
             # A poll may finish empty: keep waiting on the others until one brings something.
