@@ -27,6 +27,7 @@ from core.jobtypes import JobTypeRegistry
 from core.schedules import ScheduleService
 from core.service import JobService
 from core.settings import Settings
+from core.submit_rate import SubmitRateLimit
 
 __all__ = ["BackgroundTask", "SchedulerTask", "create_app"]
 
@@ -96,6 +97,7 @@ def create_app(
                 settings,
                 blobs=backends.blobs,
                 transaction=backends.transaction,
+                submit_limit=SubmitRateLimit.from_settings(settings),
             )
             metrics.install(service)
             assert backends.schedules is not None
@@ -118,6 +120,8 @@ def create_app(
                 yield
             finally:
                 await _stop(tasks, stop, settings.shutdown_grace_seconds + 5)
+                if service.submit_limit is not None:
+                    await service.submit_limit.close()
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),

@@ -167,7 +167,12 @@ class FlowMutations:
     async def submit_flow(self, info: Info, input: SubmitFlowInput) -> FlowResult:
         items = [FlowItem(j.key, j.job.to_request(), tuple(j.after or ())) for j in input.jobs]
         service = flows_of(info.context.service)
-        return await _flow_result(service.submit_flow(info.context.principal, input.name, items))
+        principal = info.context.principal
+        try:
+            await info.context.service.admit(principal, len(items))  # each job counts
+        except UserFacingError as exc:
+            return UserError.of(exc)
+        return await _flow_result(service.submit_flow(principal, input.name, items))
 
     @described_mutation("every unfinished job of the flow (WAITING ones too) ends CANCELLED")
     async def cancel_flow(self, info: Info, id: strawberry.ID) -> FlowResult:

@@ -10,10 +10,10 @@ from api.context import Context, Info
 from api.external import ExternalMutations
 from api.fields import described_mutation
 from api.flows import FlowMutations
-from api.inputs import SubmitJobInput
+from api.inputs import JobFilterInput, SubmitJobInput
 from api.schedules import ScheduleMutations
 from api.types import JobNode, JobResult, UserError
-from core.errors import ForbiddenError, UserFacingError
+from core.errors import ForbiddenError, RateLimitedError, UserFacingError
 from core.models import Job
 
 __all__ = ["Mutation", "submit_many", "submit_one"]
@@ -26,14 +26,25 @@ async def _result(action: Awaitable[Job]) -> JobNode | UserError:
         return UserError.of(exc)
 
 
+async def _admitted_submit(context: Context, input: SubmitJobInput) -> Job:
+    await context.service.admit(context.principal)
+    return await context.service.submit(context.principal, input.to_request())
+
+
 async def submit_one(context: Context, input: SubmitJobInput) -> JobResult:
     """``submitJob``: the job, or the refusal as a ``UserError``."""
-    return await _result(context.service.submit(context.principal, input.to_request()))
+    return await _result(_admitted_submit(context, input))
 
 
 async def submit_many(context: Context, inputs: list[SubmitJobInput]) -> list[JobResult]:
-    """``submitJobs``: one result per input, same order."""
-    outcomes = await context.service.submit_many(context.principal, [item.to_request() for item in inputs])
+    """``submitJobs``: one result per input, same order; over the rate limit, every input is refused
+    (each counts) and nothing is created."""
+    principal = context.principal
+    try:
+        await context.service.admit(principal, len(inputs))
+    except RateLimitedError as exc:
+        return [UserError.of(exc) for _ in inputs]
+    outcomes = await context.service.submit_many(principal, [item.to_request() for item in inputs])
     return [UserError.of(o) if isinstance(o, UserFacingError) else JobNode.of(o) for o in outcomes]
 
 
@@ -56,6 +67,18 @@ class Mutation(ExternalMutations, FlowMutations, ScheduleMutations):
     @described_mutation("FAILED or CANCELLED only: back to PENDING, attempts reset")
     async def retry_job(self, info: Info, id: strawberry.ID) -> JobResult:
         return await _result(info.context.service.retry(info.context.principal, str(id)))
+
+    @described_mutation(
+        "cancel every job the filter matches (yours; an admin's: anyone's); how many were cancelled"
+    )
+    async def cancel_jobs(self, info: Info, filter: JobFilterInput) -> int:
+        return await info.context.service.cancel_matching(info.context.principal, filter.to_filter())
+
+    @described_mutation(
+        "retry the FAILED and CANCELLED jobs the filter matches; how many went back to PENDING"
+    )
+    async def retry_jobs(self, info: Info, filter: JobFilterInput) -> int:
+        return await info.context.service.retry_matching(info.context.principal, filter.to_filter())
 
     @described_mutation("admin only: retry every job in a type's dead-letter queue; returns how many moved")
     async def redrive_dead_letters(self, info: Info, type: str) -> int:

@@ -15,7 +15,7 @@ from api.job_attempts import JobAttemptNode, job_attempts, job_estimated_complet
 from api.scalars import JSON
 from core.blobs import BlobRef
 from core.cursors import EventCursor
-from core.errors import BackendError, UserFacingError, ValidationError
+from core.errors import BackendError, RateLimitedError, UserFacingError, ValidationError
 from core.jobtypes import JobType
 from core.models import Job, JobEvent, JobEventKind, JobStatus, JSONValue, LogLevel
 
@@ -222,10 +222,16 @@ class UserError:
     code: ErrorCode
     message: str
     field: str | None
+    retry_after_seconds: float | None = strawberry.field(
+        default=None, description="set with RATE_LIMITED: seconds until a retry can succeed"
+    )
 
     @classmethod
     def of(cls, exc: UserFacingError) -> UserError:
-        return cls(code=ErrorCode[exc.code], message=exc.message, field=exc.field)
+        retry_after = exc.retry_after_seconds if isinstance(exc, RateLimitedError) else None
+        return cls(
+            code=ErrorCode[exc.code], message=exc.message, field=exc.field, retry_after_seconds=retry_after
+        )
 
 
 JobResult = Annotated[JobNode | UserError, strawberry.union("JobResult")]

@@ -58,6 +58,14 @@ def _job_types(settings: Settings) -> tuple[Check, list[str]]:
     return Check("job types", True, ", ".join(registry.names)), queued
 
 
+def _rate_limit(settings: Settings) -> list[Check]:
+    """The submit rate limit, when one is set (a malformed one never gets here: the settings refuse it)."""
+    from core.submit_rate import SubmitRateLimit
+
+    limit = SubmitRateLimit.from_settings(settings)
+    return [] if limit is None else [Check("rate limit", True, limit.describe())]
+
+
 def _data_dir(settings: Settings) -> Check:
     uses = data_dir_uses(settings)
     where = str(settings.data_dir.absolute())
@@ -84,7 +92,7 @@ def _backend(probe: Probe) -> Check:
 def run_checks(settings: Settings, *, timeout: float = 5.0) -> list[Check]:
     """Every check, in the order of the report."""
     types_check, types = _job_types(settings)
-    checks = [*_tokens(settings), types_check, _data_dir(settings)]
+    checks = [*_tokens(settings), types_check, *_rate_limit(settings), _data_dir(settings)]
     probes = asyncio.run(probe_backends(settings, types, seconds=timeout))
     return checks + [_backend(probe) for probe in probes]
 

@@ -63,11 +63,16 @@ class JobpulseClient:
         self.url = url.rstrip("/")
         self.token = token
 
-    async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def execute(
+        self, query: str, variables: dict[str, Any] | None = None, *, wait_seconds: int = 10
+    ) -> dict[str, Any]:
+        """Run one operation; ``wait_seconds``: how long to wait for its answer."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        transport = HTTPXAsyncTransport(url=f"{self.url}/graphql", headers=headers, timeout=30)
+        transport = HTTPXAsyncTransport(
+            url=f"{self.url}/graphql", headers=headers, timeout=max(30, wait_seconds)
+        )
         try:
-            async with Client(transport=transport) as session:
+            async with Client(transport=transport, execute_timeout=wait_seconds) as session:
                 result: dict[str, Any] = await session.execute(
                     GraphQLRequest(query, variable_values=variables)
                 )

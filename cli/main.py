@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from cli.bulk import register as register_bulk_commands
 from cli.errors import StartupError, one_line_errors, set_debug, show
 from cli.schedules import register as register_schedule_commands
 from core.settings import Settings
@@ -335,6 +336,7 @@ def export_schema() -> None:
 
 
 register_schedule_commands(app)
+register_bulk_commands(app)
 
 
 def main() -> None:

@@ -89,9 +89,15 @@ class InvalidStateError(UserFacingError):
 
 
 class RateLimitedError(UserFacingError):
-    """The caller sent too much too fast."""
+    """The caller sent too much too fast; ``retry_after_seconds``: when to try again."""
 
     code = "RATE_LIMITED"
+
+    def __init__(
+        self, message: str, *, field: str | None = None, retry_after_seconds: float | None = None
+    ) -> None:
+        super().__init__(message, field=field)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class AuthError(JobpulseError):

@@ -9,20 +9,31 @@ and here the reads, the client actions (cancel, retry) and the sweeper's.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 
 from core.backends import flow_store_for
 from core.blobs import BlobStore
-from core.cursors import JobCursor
+from core.cursors import JobCursor, to_micros
 from core.errors import InvalidStateError, JobNotFoundError
 from core.flows import Flows
 from core.jobtypes import JobTypeRegistry
-from core.models import Job, JobEvent, JobEventKind, JobId, JobStatus, LogLevel, Principal, utcnow
+from core.models import (
+    TERMINAL_STATUSES,
+    Job,
+    JobEvent,
+    JobEventKind,
+    JobId,
+    JobStatus,
+    LogLevel,
+    Principal,
+    utcnow,
+)
 from core.ports import (
     CancelRequested,
     EventBus,
@@ -39,6 +50,9 @@ from core.settings import Settings
 from core.submission import MAX_DELAY_SECONDS, SubmitRequest, check_range
 from core.write_path import MessageFate
 
+if TYPE_CHECKING:
+    from core.submit_rate import SubmitRateLimit
+
 __all__ = [
     "ClaimResult",
     "ClaimedDeliveries",
@@ -50,6 +64,15 @@ __all__ = [
 ]
 
 log = structlog.get_logger("jobpulse.service")
+
+#: jobs read and written per page of ``cancel_matching`` / ``retry_matching``
+BULK_PAGE_SIZE = 500
+#: writes of one page in flight at once
+BULK_CONCURRENCY = 32
+#: what ``retry_matching`` acts on
+RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
+#: what ``cancel_matching`` acts on: every status that is not final
+CANCELLABLE = frozenset(JobStatus) - TERMINAL_STATUSES
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +101,22 @@ class JobService(SubmitSide, WorkerSide):
         clock: Callable[[], datetime] = utcnow,
         blobs: BlobStore | None = None,
         transaction: TransactionalStore | None = None,
+        submit_limit: SubmitRateLimit | None = None,
     ) -> None:
-        """``transaction``: ``Backends.transaction`` (the store's one-transaction capability), if any."""
+        """``transaction``: ``Backends.transaction`` (the store's one-transaction capability), if any.
+        ``submit_limit``: ``JOBPULSE_RATE_LIMIT``, taken by ``admit`` (the API's submits)."""
         super().__init__(
             store, queue, bus, registry, settings, clock=clock, blobs=blobs, transaction=transaction
         )
+        self.submit_limit = submit_limit
         with suppress(TypeError):  # a store with no flow store beside it keeps no dependencies
             self.flows = Flows(self, flow_store_for(store))
+
+    async def admit(self, principal: Principal, count: int = 1) -> None:
+        """Count ``count`` submits of the caller against ``JOBPULSE_RATE_LIMIT`` before any is made;
+        ``RateLimitedError`` if over (the API calls it; schedules' own submits are not counted)."""
+        if self.submit_limit is not None:
+            await self.submit_limit.take(principal.subject, count)
 
     # -- reading --------------------------------------------------------------------------
     async def get(self, principal: Principal, job_id: JobId) -> Job | None:
@@ -128,7 +160,11 @@ class JobService(SubmitSide, WorkerSide):
 
     async def cancel(self, principal: Principal, job_id: JobId) -> Job:
         """PENDING: it never runs. PROCESSING: the worker holding it is told to stop the handler."""
-        job = await self._visible(principal, job_id)
+        return await self._cancel(principal, await self._visible(principal, job_id))
+
+    async def _cancel(self, principal: Principal, job: Job) -> Job:
+        """``cancel`` of a job the caller may see, read as ``job`` (re-read if it changed since)."""
+        job_id = job.id
         now = self.clock()
 
         def decide(job: Job) -> tuple[Job, JobEvent] | None:
@@ -154,7 +190,11 @@ class JobService(SubmitSide, WorkerSide):
 
     async def retry(self, principal: Principal, job_id: JobId) -> Job:
         """FAILED or CANCELLED: back to PENDING with attempts reset, and enqueued again."""
-        job = await self._visible(principal, job_id)
+        return await self._retry(principal, await self._visible(principal, job_id))
+
+    async def _retry(self, principal: Principal, job: Job) -> Job:
+        """``retry`` of a job the caller may see, read as ``job`` (re-read if it changed since)."""
+        job_id = job.id
         now = self.clock()
 
         def decide(job: Job) -> tuple[Job, JobEvent]:
@@ -165,6 +205,64 @@ class JobService(SubmitSide, WorkerSide):
         if new.enqueued_at is None:
             await self._send(new)
         return new
+
+    # -- bulk client actions (cancelJobs, retryJobs) --------------------------------------
+    async def cancel_matching(
+        self, principal: Principal, filter: JobFilter, *, page_size: int = BULK_PAGE_SIZE
+    ) -> int:
+        """``cancel`` every job the caller may see that matches ``filter``; how many were cancelled
+        (or, running, told to stop). Jobs already final, or finishing meanwhile, are left as they are."""
+        return await self._each_matching(
+            self._narrowed(principal, filter, CANCELLABLE),
+            page_size,
+            lambda job: self._cancel(principal, job),
+        )
+
+    async def retry_matching(
+        self, principal: Principal, filter: JobFilter, *, page_size: int = BULK_PAGE_SIZE
+    ) -> int:
+        """``retry`` every FAILED or CANCELLED job the caller may see that matches ``filter``; how many
+        went back to PENDING."""
+        narrowed = self._narrowed(principal, filter, RETRYABLE)
+        return await self._each_matching(narrowed, page_size, lambda job: self._retry(principal, job))
+
+    def _narrowed(
+        self, principal: Principal, filter: JobFilter, statuses: frozenset[JobStatus]
+    ) -> JobFilter | None:
+        """``filter`` as the caller may see it, its statuses cut to ``statuses``; ``None``: no match."""
+        wanted = statuses if filter.statuses is None else filter.statuses & statuses
+        return replace(self.scope(principal, filter), statuses=wanted) if wanted else None
+
+    async def _each_matching(
+        self, filter: JobFilter | None, page_size: int, action: Callable[[Job], Awaitable[Job]]
+    ) -> int:
+        """Apply ``action`` to every job ``filter`` lists, a page at a time (newest first, by keyset:
+        jobs submitted meanwhile are not reached), up to ``BULK_CONCURRENCY`` writes at once. Each is
+        the one-job action's own conditional write: a job that another writer finished since it was
+        listed is decided again on what is stored, and refused, not clobbered."""
+        if filter is None:
+            return 0
+        done = 0
+        gate = asyncio.Semaphore(BULK_CONCURRENCY)
+
+        async def one(job: Job) -> bool:
+            async with gate:
+                try:
+                    written = await action(job)
+                except (InvalidStateError, JobNotFoundError):
+                    return False  # finished, or gone, since it was listed
+                return written.version > job.version  # not when nothing was left to write
+
+        cursor: JobCursor | None = None
+        while True:
+            page = await self.store.list_jobs(filter, page_size, cursor)
+            if not page:
+                return done
+            done += sum(await asyncio.gather(*(one(job) for job in page)))
+            if len(page) < page_size:
+                return done
+            cursor = JobCursor(to_micros(page[-1].created_at), page[-1].id)
+            await asyncio.sleep(0)  # let requests waiting on the loop through between pages
 
     async def sweep(self, limit: int = 500) -> int:
         """Send every PENDING job that was never enqueued (or waited outside the queue) and is due."""

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     max_query_tokens: int = Field(default=2000, gt=0)
     max_aliases: int = Field(default=30, gt=0)
     idempotency_window_hours: float = Field(default=24, gt=0)
+    #: jobs each token subject may submit per period across all API processes ("100/1s",
+    #: "10/minute"); unset: no limit (core/submit_rate.py)
+    rate_limit: str | None = None
     webhook_allow_private: bool = False
     webhook_timeout_seconds: float = Field(default=30.0, gt=0)
 
@@ -136,6 +139,16 @@ class Settings(BaseSettings):
             if not ok:
                 raise ValueError(f"expected type=seconds (seconds > 0), got {entry!r}")
         return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_well_formed(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from core.submit_rate import parse_rate_limit  # imports ``limits``: only when set
+
+        parse_rate_limit(value)
+        return value.strip()
 
     @property
     def job_module_names(self) -> list[str]:

@@ -95,6 +95,12 @@ class JobPageBody(_Camel):
     has_next_page: bool
 
 
+class CountBody(_Camel):
+    """How many jobs a bulk action changed."""
+
+    count: int
+
+
 class StatusCountsBody(_Camel):
     pending: int
     processing: int

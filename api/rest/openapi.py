@@ -8,7 +8,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from api.rest.errors import STATUS_BY_CODE
-from api.rest.models import ErrorBody, JobBody, JobPageBody, StatsBody, SubmitJobBody
+from api.rest.models import CountBody, ErrorBody, JobBody, JobPageBody, StatsBody, SubmitJobBody
 from core.models import JobStatus
 
 __all__ = ["openapi_document"]
@@ -43,6 +43,29 @@ _JOB_ID = {
     "schema": {"type": "string", "format": "uuid"},
     "description": "the job's id",
 }
+
+
+_FILTER = [
+    {
+        "name": "status",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": f"comma-separated, any of {', '.join(JobStatus.__members__)}",
+    },
+    {"name": "type", "in": "query", "schema": {"type": "string"}},
+    {"name": "owner", "in": "query", "schema": {"type": "string"}, "description": "admin only"},
+]
+
+
+def _bulk(operation: str, summary: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "operationId": operation,
+            "summary": summary,
+            "parameters": _FILTER,
+            "responses": {"200": _json(_ref("CountBody"), "how many"), **_errors("VALIDATION")},
+        }
+    }
 
 
 def _paths() -> dict[str, Any]:
@@ -116,6 +139,13 @@ def _paths() -> dict[str, Any]:
                 "responses": {"200": _json(_ref("JobPageBody"), "one page"), **_errors("VALIDATION")},
             },
         },
+        f"{_PREFIX}/jobs/cancel": _bulk(
+            "cancelJobs", "Cancel every job the query matches (yours; an admin's: anyone's); how many"
+        ),
+        f"{_PREFIX}/jobs/retry": _bulk(
+            "retryJobs",
+            "Retry the FAILED and CANCELLED jobs the query matches; how many went back to PENDING",
+        ),
         f"{_PREFIX}/jobs/{{id}}": {
             "get": {
                 "operationId": "getJob",
@@ -159,6 +189,7 @@ def openapi_document() -> dict[str, Any]:
             (JobBody, "serialization"),
             (JobPageBody, "serialization"),
             (StatsBody, "serialization"),
+            (CountBody, "serialization"),
             (ErrorBody, "serialization"),
         ],
         ref_template=_REF,

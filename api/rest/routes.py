@@ -1,4 +1,5 @@
-"""REST under ``/api/v1``: submit, get, list, cancel, retry and stats, over the same ``JobService``.
+"""REST under ``/api/v1``: submit, get, list, cancel, retry (one job, or all a query matches) and
+stats, over the same ``JobService``.
 
 The same tokens as GraphQL (``Authorization: Bearer``), the same owner isolation (another owner's
 job is ``NOT_FOUND``), the same refusals, answered as HTTP statuses with ``{"error": {...}}``
@@ -102,6 +103,7 @@ async def submit_job(request: Request) -> Response:
     except pydantic.ValidationError as exc:
         raise validation_error(exc) from exc
     service = _service(request)
+    await service.admit(principal)
     job = await service.submit(principal, body.to_request(request.headers.get("idempotency-key")))
     return JSONBody(
         await job_json(service, job), status_code=202, headers={"Location": f"{PREFIX}/jobs/{job.id}"}
@@ -176,6 +178,26 @@ async def retry_job(request: Request) -> Response:
     return JSONBody(await job_json(service, await service.retry(principal, _job_id(request))))
 
 
+def _bulk_filter(request: Request) -> JobFilter:
+    """The list's query parameters (``status``, ``type``, ``owner``) as a filter; no ``limit``, ``cursor``."""
+    for name in ("limit", "cursor"):
+        if name in request.query_params:
+            raise RestError("VALIDATION", f"unknown query parameter {name!r}", name)
+    return _list_filter(request)[0]
+
+
+async def cancel_jobs(request: Request) -> Response:
+    principal = _principal(request)
+    job_filter = _bulk_filter(request)
+    return JSONBody({"count": await _service(request).cancel_matching(principal, job_filter)})
+
+
+async def retry_jobs(request: Request) -> Response:
+    principal = _principal(request)
+    job_filter = _bulk_filter(request)
+    return JSONBody({"count": await _service(request).retry_matching(principal, job_filter)})
+
+
 async def stats(request: Request) -> Response:
     if not _principal(request).is_admin:
         raise ForbiddenError("stats are for admins only")
@@ -236,6 +258,8 @@ def rest_routes() -> list[BaseRoute]:
     routes = [
         Route(f"{PREFIX}/jobs", _refusals(submit_job), methods=["POST"], name="rest_submit_job"),
         Route(f"{PREFIX}/jobs", _refusals(list_jobs), methods=["GET"], name="rest_list_jobs"),
+        Route(f"{PREFIX}/jobs/cancel", _refusals(cancel_jobs), methods=["POST"], name="rest_cancel_jobs"),
+        Route(f"{PREFIX}/jobs/retry", _refusals(retry_jobs), methods=["POST"], name="rest_retry_jobs"),
         Route(f"{PREFIX}/jobs/{{id}}", _refusals(get_job), methods=["GET"], name="rest_get_job"),
         Route(
             f"{PREFIX}/jobs/{{id}}/cancel", _refusals(cancel_job), methods=["POST"], name="rest_cancel_job"

@@ -159,9 +159,11 @@ async def _sqs(settings: Settings, types: Sequence[str], seconds: float) -> Prob
     """SQS answers, and which of ``types``' queues are missing (none looked up when ``types`` is empty)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from core.backends.queue.sqs import queue_names
+
     endpoint = settings.sqs_endpoint_url or ""
     probe = Probe("queue", "SQS", mask_url(endpoint), "JOBPULSE_SQS_ENDPOINT_URL")
-    names = [f"{settings.sqs_queue_prefix}{t}{suffix}" for t in types for suffix in ("", "-dlq")]
+    names = [name for t in types for name in queue_names(settings.sqs_queue_prefix, t)]
     try:
         async with _aws_client("sqs", settings, endpoint, seconds) as client:
             _, rtt = await _timed(client.list_queues(QueueNamePrefix=settings.sqs_queue_prefix, MaxResults=1))
@@ -179,7 +181,7 @@ async def _sqs(settings: Settings, types: Sequence[str], seconds: float) -> Prob
     if not names:
         return probe
     if not missing:
-        every = f"all {len(names)} queues exist (each job type's and its dead-letter queue)"
+        every = f"all {len(names)} queues exist (each job type's, its -high lane and its dead-letter queue)"
         return replace(probe, notes=(every,))
     listed = ", ".join(missing)
     if settings.sqs_create_queues:

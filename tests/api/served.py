@@ -20,7 +20,7 @@ from core.settings import Settings
 from tests.api.helpers import API_KEYS, JWT_SECRET, Server, api_settings
 from tests.support.jobtypes import JOB_TYPES
 
-__all__ = ["fanout", "server_on"]
+__all__ = ["fanout", "serve", "server_on"]
 
 STARTUP_SECONDS = 60.0
 
@@ -45,12 +45,12 @@ async def server_on(
         )
         settings = make(**{**base, "data_dir": tmp_path / "data", **overrides})
     assert settings.api_keys == API_KEYS and settings.jwt_secret == JWT_SECRET
-    async with _serve(settings) as running:
+    async with serve(settings) as running:
         yield running
 
 
 @asynccontextmanager
-async def _serve(settings: Settings) -> AsyncIterator[Server]:
+async def serve(settings: Settings) -> AsyncIterator[Server]:
     """``run_server``, with time to start on the distributed backends (moto creates the queues slowly)."""
     app = create_app(settings, JobTypeRegistry(list(JOB_TYPES)))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

@@ -61,7 +61,7 @@ def test_check_passes_on_the_stand_in_servers_with_versions_and_round_trips(
 async def test_check_says_every_queue_exists_once_created(
     distributed_env: dict[str, str], distributed_settings: Callable[..., Settings]
 ) -> None:
-    """After a start created the queues, check finds each job type's queue and dead-letter queue."""
+    """After a start created the queues, check finds each job type's queue, high lane and dead-letter queue."""
     queue = await SqsJobQueue.open(distributed_settings())
     try:
         await queue.ensure_queues(BUILT_IN_TYPES)
@@ -69,7 +69,7 @@ async def test_check_says_every_queue_exists_once_created(
         await queue.close()
     done = run_jobpulse("check", env=distributed_env)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "all 6 queues exist" in rows(done.stdout)["queue"]
+    assert "all 9 queues exist" in rows(done.stdout)["queue"]
 
 
 def test_check_fails_on_missing_queues_it_may_not_create(distributed_env: dict[str, str]) -> None:
@@ -81,6 +81,7 @@ def test_check_fails_on_missing_queues_it_may_not_create(distributed_env: dict[s
     prefix = distributed_env["JOBPULSE_SQS_QUEUE_PREFIX"]
     assert queue.startswith("FAIL  queue")
     assert f"{prefix}data_analysis-dlq" in queue
+    assert f"{prefix}data_analysis-high" in queue
 
 
 def _stopped(kind: str) -> tuple[str, str]:
@@ -162,3 +163,16 @@ def test_check_with_an_unreadable_setting_is_one_line(mode_env: dict[str, str]) 
     """A setting pydantic refuses is the usual one line and exit 2, as for every command."""
     line = one_line(run_jobpulse("check", env={**mode_env, "JOBPULSE_PORT": "eighty"}))
     assert "JOBPULSE_PORT='eighty'" in line
+
+
+def test_check_shows_the_submit_rate_limit(tmp_path: Path) -> None:
+    """With JOBPULSE_RATE_LIMIT set, check says what it is and where it is counted."""
+    done = run_jobpulse("check", env={"JOBPULSE_RATE_LIMIT": "100/1s"}, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert rows(done.stdout)["rate limit"].endswith("100 per 1 second per token subject, counted in memory")
+
+
+def test_a_malformed_rate_limit_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """JOBPULSE_RATE_LIMIT=abc stops check (and every start) with one line naming the variable."""
+    line = one_line(run_jobpulse("check", env={"JOBPULSE_RATE_LIMIT": "abc"}, cwd=tmp_path))
+    assert "JOBPULSE_RATE_LIMIT" in line and "100/1s" in line

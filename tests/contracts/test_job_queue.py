@@ -180,16 +180,14 @@ async def test_receive_over_several_types_delivers_all_of_them(queue: JobQueue) 
     assert sorted((d.type, d.job_id) for d in got) == sorted((j.type, j.id) for j in jobs)
 
 
-async def test_higher_priority_first(queue: JobQueue, request: pytest.FixtureRequest) -> None:
-    """Within a type, higher priority comes first on the embedded queue; SQS delivers both (best effort)."""
+async def test_higher_priority_first(queue: JobQueue) -> None:
+    """Within a type, a job of higher priority sent last is received first (SQS: its high lane)."""
     low, high = make_job(priority=0), make_job(priority=5)
     await queue.send(low)
     await queue.send(high)
-    if request.node.callspec.params["queue"] == "sqlite":  # strict only where the backend promises it
-        [first] = await queue.receive(["noop"], 1, 5, VISIBILITY)
-        assert first.job_id == high.id
-    else:
-        assert {d.job_id for d in await receive_all(queue, ["noop"], 2)} == {low.id, high.id}
+    [first] = await queue.receive(["noop"], 1, 5, VISIBILITY)
+    assert first.job_id == high.id
+    assert [d.job_id for d in await receive_all(queue, ["noop"], 1)] == [low.id]
 
 
 async def test_concurrent_sends_each_arrive_exactly_once(queue: JobQueue) -> None:

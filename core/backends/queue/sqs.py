@@ -1,26 +1,18 @@
 """``SqsJobQueue``: one SQS queue per job type, each with a dead-letter queue (the distributed queue).
 
-Queues are ``<prefix><type>`` and ``<prefix><type>-dlq``; the main one has a redrive policy to
-the DLQ with a high ``maxReceiveCount``: jobpulse moves exhausted jobs itself (``dead_letter``),
-the policy is only a backstop for poison messages. A message body is ``{"job_id", "type"}``
+Queues are ``<prefix><type>``, its high-priority lane ``<prefix><type>-high`` and one
+``<prefix><type>-dlq`` for both; the two lanes have a redrive policy to the DLQ with a high
+``maxReceiveCount``: jobpulse moves exhausted jobs itself (``dead_letter``), the policy is only a
+backstop for poison messages. A message body is ``{"job_id", "type"}``
 and nothing else: the store holds the job. Bodies that are not that (not JSON, no ``job_id``,
 another queue's type) are deleted, logged and counted in ``malformed_count``, never returned.
 
-Priority on SQS is best effort, that is: none. A standard queue has no priorities and delivers
-in roughly the order messages were sent (no ordering guarantee at all); ``Job.priority`` is
-stored and shown but does not reorder deliveries within a type. Only the embedded queue orders
-strictly by priority. Job types are the unit of isolation here: a type with urgent work gets its
-own queue and workers (``jobpulse worker --types``).
+Priority: a job with ``priority > 0`` is sent to its type's high lane, every other job to the
+main one, and every receive drains the high lanes first: two levels, exactly. Within a lane a
+standard queue keeps no order (roughly the order of sending). A redriven or released job goes back
+to the lane of its priority (a release re-sends to the queue it came from).
 
-Receiving from several types at once: first a short poll of every type's queue, concurrently,
-splitting ``max_messages`` between them (the remainder rotates, so with more types than messages
-each type still gets its turn), so no type starves another; the shares that empty queues leave
-unused go to the queues that came back full. Only when all are empty do long polls (at most
-``MULTI_TYPE_POLL_SECONDS``) run, and the first to bring messages answers: one busy type among
-idle ones is not held to its share nor to the idle queues' polls. The polls still running are
-not cancelled (a cancelled ReceiveMessage may have taken messages on the server, hidden until
-their visibility timeout); what they bring is handed out by the next receives. With one type a
-round is one long poll of up to 20 s.
+Receiving: high lanes first, fair across types (``core.backends.queue.sqs_lanes``).
 
 Sends and deletes are coalesced per queue like a group commit (``GroupCommit``): one made while
 another to the same queue is in flight waits for the next ``SendMessageBatch`` or
@@ -31,8 +23,6 @@ own message's fate.
 from __future__ import annotations
 
 import asyncio
-import math
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from typing import Any
@@ -46,13 +36,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from core.backends.codec import dumps
 from core.backends.queue.sqs_age import SqsQueueAges, cloudwatch_endpoint
 from core.backends.queue.sqs_deletes import BatchDeleter, is_gone
+from core.backends.queue.sqs_lanes import CALL_READ_SECONDS, Lane, LaneReceiver
+from core.backends.queue.sqs_lanes import whole_seconds as _seconds
 from core.errors import BackendUnavailableError, ConfigurationError
 from core.group_commit import GroupCommit
 from core.models import Job, JobId
 from core.ports import Delivery, QueueDepth
 from core.settings import Settings
 
-__all__ = ["SqsJobQueue"]
+__all__ = ["DLQ_SUFFIX", "HIGH_SUFFIX", "Lane", "SqsJobQueue", "queue_names"]
 
 log = structlog.get_logger("jobpulse.sqs")
 
@@ -62,15 +54,19 @@ MAX_LONG_POLL_SECONDS = 20
 # Every call but a long poll answers in milliseconds: a stuck SQS must not hold a submission (or
 # an acknowledgement) for long. Long polls get a client of their own, with a read timeout to match.
 CALL_CONNECT_SECONDS = 2
-CALL_READ_SECONDS = 3
-MULTI_TYPE_POLL_SECONDS = 2
 REDRIVE_CONFIRM_SECONDS = 1  # one long poll proves a DLQ empty (short polls sample few servers)
 DLQ_SUFFIX = "-dlq"
+HIGH_SUFFIX = "-high"  # the high-priority lane of a type (jobs with priority > 0)
 MAX_RECEIVE_COUNT = 1000
 #: how long SQS keeps a message (and a dead letter): 14 days, the most SQS allows (its default is 4)
 RETENTION_SECONDS = 14 * 24 * 3600
 SEND_BATCH = 10  # SQS's limit per SendMessageBatch
 _MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+
+
+def queue_names(prefix: str, type: str) -> list[str]:
+    """A type's queues: its main lane, its high-priority lane and their dead-letter queue."""
+    return [f"{prefix}{type}", f"{prefix}{type}{HIGH_SUFFIX}", f"{prefix}{type}{DLQ_SUFFIX}"]
 
 
 def _code(exc: ClientError) -> str:
@@ -88,11 +84,6 @@ def _unavailable(what: str) -> Iterator[None]:
         raise BackendUnavailableError(f"SQS {what} failed: {exc}") from exc
 
 
-def _seconds(value: float, limit: int) -> int:
-    """SQS takes whole seconds: round up (never show a message early), within ``[0, limit]``."""
-    return max(0, min(limit, math.ceil(value - 1e-6)))
-
-
 def _split(receipt: str) -> tuple[str, str]:
     url, _, handle = receipt.partition("|")
     return url, handle
@@ -102,17 +93,7 @@ def _body(job_id: JobId, type: str) -> str:
     return dumps({"job_id": job_id, "type": type}).decode()
 
 
-def _shares(types: Sequence[str], max_messages: int, start: int) -> list[tuple[str, int]]:
-    """Split ``max_messages`` over ``types`` from ``start`` on: fair now, and fair over rounds."""
-    n = len(types)
-    order = [types[(start + i) % n] for i in range(n)]
-    if n >= max_messages:
-        return [(t, 1) for t in order[:max_messages]]
-    base, extra = divmod(max_messages, n)
-    return [(t, base + (1 if i < extra else 0)) for i, t in enumerate(order)]
-
-
-class SqsJobQueue:
+class SqsJobQueue(LaneReceiver):
     """Job messages in SQS; see the module docstring for the layout, receiving and priority."""
 
     max_delay_seconds = float(MAX_DELAY_SECONDS)
@@ -138,8 +119,8 @@ class SqsJobQueue:
         self._sends: GroupCommit[str, tuple[str, int], None] = GroupCommit(self._send_batch, SEND_BATCH)
         self._rotation = 0
         # Multi-type receives: long polls still running, and messages received but not handed out.
-        self._in_flight: dict[str, asyncio.Task[list[Delivery]]] = {}
-        self._ready: dict[str, list[Delivery]] = {}
+        self._in_flight: dict[Lane, asyncio.Task[list[Delivery]]] = {}
+        self._ready: dict[Lane, list[Delivery]] = {}
         #: messages dropped because their body was not a jobpulse message
         self.malformed_count = 0
 
@@ -198,8 +179,8 @@ class SqsJobQueue:
         await self._stack.aclose()
 
     # -- queues -----------------------------------------------------------------------------
-    def _name(self, type: str, dead: bool = False) -> str:
-        return f"{self.prefix}{type}{DLQ_SUFFIX if dead else ''}"
+    def _name(self, type: str, dead: bool = False, high: bool = False) -> str:
+        return f"{self.prefix}{type}{DLQ_SUFFIX if dead else HIGH_SUFFIX if high else ''}"
 
     async def _lookup(self, name: str) -> str | None:
         """The URL of queue ``name``, or ``None`` if it does not exist."""
@@ -218,32 +199,39 @@ class SqsJobQueue:
     async def _ensure(self, type: str) -> None:
         lock = self._ensuring.setdefault(type, asyncio.Lock())
         async with lock:
-            main, dead = self._name(type), self._name(type, dead=True)
-            if await self._lookup(main) is not None and await self._lookup(dead) is not None:
+            dead, lanes = self._name(type, dead=True), [self._name(type), self._name(type, high=True)]
+            missing = [name for name in (*lanes, dead) if await self._lookup(name) is None]
+            if not missing:
                 return
             if not self.create_queues:
-                missing = dead if await self._lookup(main) is not None else main
                 raise ConfigurationError(
-                    f"SQS queue {missing!r} does not exist (JOBPULSE_SQS_CREATE_QUEUES is off: create it)"
+                    f"SQS queue {missing[0]!r} does not exist (JOBPULSE_SQS_CREATE_QUEUES is off: create it)"
                 )
             with _unavailable(f"creating the queues of {type!r}"):
                 retention = {"MessageRetentionPeriod": str(RETENTION_SECONDS)}
-                dlq = await self._client.create_queue(QueueName=dead, Attributes=retention)
-                arn = await self._client.get_queue_attributes(
-                    QueueUrl=dlq["QueueUrl"], AttributeNames=["QueueArn"]
-                )
+                dlq_url = self._urls.get(dead)
+                if dlq_url is None:
+                    dlq_url = str(
+                        (await self._client.create_queue(QueueName=dead, Attributes=retention))["QueueUrl"]
+                    )
+                arn = await self._client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
                 policy = {
                     "deadLetterTargetArn": arn["Attributes"]["QueueArn"],
                     "maxReceiveCount": MAX_RECEIVE_COUNT,
                 }
-                created = await self._client.create_queue(
-                    QueueName=main, Attributes={**retention, "RedrivePolicy": orjson.dumps(policy).decode()}
-                )
-            self._urls[dead], self._urls[main] = str(dlq["QueueUrl"]), str(created["QueueUrl"])
-            log.info("SQS queues created", queue=main, dead_letter_queue=dead)
+                attributes = {**retention, "RedrivePolicy": orjson.dumps(policy).decode()}
+                created = {
+                    name: str(
+                        (await self._client.create_queue(QueueName=name, Attributes=attributes))["QueueUrl"]
+                    )
+                    for name in lanes
+                    if name in missing
+                }
+            self._urls.update({dead: dlq_url, **created})
+            log.info("SQS queues created", queues=missing)
 
-    async def _url(self, type: str, dead: bool = False) -> str:
-        name = self._name(type, dead)
+    async def _url(self, type: str, dead: bool = False, high: bool = False) -> str:
+        name = self._name(type, dead, high)
         url = self._urls.get(name)
         if url is None:
             await self._ensure(type)
@@ -285,7 +273,9 @@ class SqsJobQueue:
         return outcomes
 
     async def send(self, job: Job, delay_seconds: float = 0.0) -> None:
-        await self._send(await self._url(job.type), job.id, job.type, delay_seconds)
+        """To the type's high lane when ``job.priority > 0``, else to its main lane."""
+        url = await self._url(job.type, high=job.priority > 0)
+        await self._send(url, job.id, job.type, delay_seconds)
 
     def _parse(self, message: dict[str, Any], type: str) -> JobId | None:
         try:
@@ -306,8 +296,9 @@ class SqsJobQueue:
             # It comes back after its visibility timeout and is dropped then; the good ones go on.
             log.warning("could not delete a malformed SQS message", queue_url=url, error=str(exc))
 
-    async def _receive_from(self, type: str, count: int, wait: int, visibility: int) -> list[Delivery]:
-        url = await self._url(type)
+    async def _receive_from(self, lane: Lane, count: int, wait: int, visibility: int) -> list[Delivery]:
+        type, high = lane
+        url = await self._url(type, high=high)
         with _unavailable("ReceiveMessage"):
             response = await self._poller.receive_message(
                 QueueUrl=url,
@@ -335,9 +326,11 @@ class SqsJobQueue:
         Raise ``ConfigurationError`` for a queue that is not a job queue of this prefix.
         """
         type = queue_name.removeprefix(self.prefix)
+        high = type.endswith(HIGH_SUFFIX)
+        type = type.removesuffix(HIGH_SUFFIX)
         if not queue_name.startswith(self.prefix) or not type or type.endswith(DLQ_SUFFIX):
             raise ConfigurationError(f"{queue_name!r} is not a jobpulse job queue (prefix {self.prefix!r})")
-        url = await self._url(type)
+        url = await self._url(type, high=high)
         message = {"Body": body, "ReceiptHandle": receipt_handle}
         job_id = self._parse(message, type)
         if job_id is None:
@@ -352,88 +345,7 @@ class SqsJobQueue:
             return []
         max_messages = max(1, min(10, max_messages))
         visibility = _seconds(visibility_seconds, MAX_VISIBILITY_SECONDS)
-        if len(types) == 1:
-            deadline = time.monotonic() + wait_seconds
-            while True:
-                wait = _seconds(
-                    min(MAX_LONG_POLL_SECONDS, deadline - time.monotonic()), MAX_LONG_POLL_SECONDS
-                )
-                deliveries = await self._receive_from(types[0], max_messages, wait, visibility)
-                if deliveries or time.monotonic() >= deadline:
-                    return deliveries
         return await self._receive_many(list(types), max_messages, wait_seconds, visibility)
-
-    async def _receive_many(
-        self, types: list[str], max_messages: int, wait_seconds: float, visibility: int
-    ) -> list[Delivery]:
-        """Several types: answer as soon as any queue has messages, with up to ``max_messages``.
-
-        First a short poll of every type (shares split as in ``_shares``), and the shares the empty
-        types left unused go to the types that came back full. Only if that finds nothing, long polls
-        of every type; the first to bring messages answers. The others are never cancelled (a
-        cancelled ReceiveMessage may have taken messages on the server, hidden until their
-        visibility timeout): they run on, and what they bring is handed out by the next receives.
-        """
-        deadline = time.monotonic() + wait_seconds
-        ready = self._take_ready(types, max_messages)
-        if ready:
-            return ready
-        await self._short_round(types, max_messages, visibility)
-        while not (ready := self._take_ready(types, max_messages)) and time.monotonic() < deadline:
-            wait = _seconds(
-                min(MULTI_TYPE_POLL_SECONDS, deadline - time.monotonic()), MULTI_TYPE_POLL_SECONDS
-            )
-            idle = [t for t in types if t not in self._in_flight]
-            for type, count in _shares(idle, max_messages, self._rotation) if idle else []:
-                task = asyncio.create_task(self._receive_from(type, count, wait, visibility))
-                self._in_flight[type] = task
-            self._rotation = (self._rotation + 1) % len(types)
-            polls = {self._in_flight[t] for t in types if t in self._in_flight}
-            remaining = max(0.0, deadline - time.monotonic())
-            # A poll may finish empty: keep waiting on the others until one brings something.
-            while polls and not any(self._ready.get(t) for t in types):
-                done, polls = await asyncio.wait(
-                    polls, timeout=remaining + CALL_READ_SECONDS, return_when=asyncio.FIRST_COMPLETED
-                )
-                if not done:
-                    break
-                self._collect_done()
-        return ready
-
-    def _collect_done(self) -> None:
-        """Move finished background polls' messages to ``_ready`` (a failed poll raises here)."""
-        for type, task in list(self._in_flight.items()):
-            if task.done():
-                del self._in_flight[type]
-                self._ready.setdefault(type, []).extend(task.result())
-
-    def _take_ready(self, types: Sequence[str], max_messages: int) -> list[Delivery]:
-        self._collect_done()
-        taken: list[Delivery] = []
-        for type in types:
-            waiting = self._ready.get(type)
-            if waiting:
-                room = max_messages - len(taken)
-                taken.extend(waiting[:room])
-                del waiting[:room]
-        return taken
-
-    async def _short_round(self, types: list[str], max_messages: int, visibility: int) -> None:
-        """Short-poll the types with no poll in flight; the empty ones' shares go to the full ones."""
-        idle = [t for t in types if t not in self._in_flight]
-        if not idle:
-            return
-        shares = _shares(idle, max_messages, self._rotation)
-        self._rotation = (self._rotation + 1) % len(types)
-        while shares:
-            rounds = await asyncio.gather(*(self._receive_from(t, n, 0, visibility) for t, n in shares))
-            for (type, _), batch in zip(shares, rounds, strict=True):
-                self._ready.setdefault(type, []).extend(batch)
-            left = max_messages - sum(len(v) for t, v in self._ready.items() if t in types)
-            full = [t for (t, n), batch in zip(shares, rounds, strict=True) if len(batch) == n]
-            if left <= 0 or not full:
-                return
-            shares = _shares(full, left, 0)
 
     async def ack(self, delivery: Delivery) -> None:
         await self._deletes.delete(*_split(delivery.receipt))
@@ -498,35 +410,40 @@ class SqsJobQueue:
                     job_ids.append(job_id)
                     await self._deletes.delete(url, message["ReceiptHandle"])
 
+    async def _attributes(self, name: str, names: list[str]) -> dict[str, Any]:
+        """Queue ``name``'s attributes ``names``; none for a queue that does not exist (yet)."""
+        url = await self._lookup(name)
+        if url is None:
+            return {}
+        with _unavailable("GetQueueAttributes"):
+            attributes: dict[str, Any] = (
+                await self._client.get_queue_attributes(QueueUrl=url, AttributeNames=names)
+            )["Attributes"]
+        return attributes
+
     async def _depth(self, type: str) -> QueueDepth:
-        main, dead = await self._lookup(self._name(type)), await self._lookup(self._name(type, dead=True))
+        """Both lanes' counts added up; the dead-letter queue's; the oldest message of either lane."""
         names = [
             "ApproximateNumberOfMessages",
             "ApproximateNumberOfMessagesNotVisible",
             "ApproximateNumberOfMessagesDelayed",
         ]
-        with _unavailable("GetQueueAttributes"):
-            attrs = (
-                {}
-                if main is None
-                else (await self._client.get_queue_attributes(QueueUrl=main, AttributeNames=names))[
-                    "Attributes"
-                ]
-            )
-            dead_attrs = (
-                {}
-                if dead is None
-                else (await self._client.get_queue_attributes(QueueUrl=dead, AttributeNames=names[:1]))[
-                    "Attributes"
-                ]
-            )
-        age = await self._ages.age(self._name(type)) if self._ages is not None and main is not None else 0.0
+        lanes = [self._name(type), self._name(type, high=True)]
+        main, high, dead = await asyncio.gather(
+            *(self._attributes(name, names) for name in lanes),
+            self._attributes(self._name(type, dead=True), names[:1]),
+        )
+        ages = [
+            await self._ages.age(name)
+            for name, attrs in zip(lanes, (main, high), strict=True)
+            if self._ages is not None and attrs
+        ]
         return QueueDepth(
-            ready=int(attrs.get(names[0], 0)),
-            in_flight=int(attrs.get(names[1], 0)),
-            delayed=int(attrs.get(names[2], 0)),
-            dead=int(dead_attrs.get(names[0], 0)),
-            oldest_age_seconds=age,
+            ready=int(main.get(names[0], 0)) + int(high.get(names[0], 0)),
+            in_flight=int(main.get(names[1], 0)) + int(high.get(names[1], 0)),
+            delayed=int(main.get(names[2], 0)) + int(high.get(names[2], 0)),
+            dead=int(dead.get(names[0], 0)),
+            oldest_age_seconds=max(ages, default=0.0),
         )
 
     async def depths(self, types: Sequence[str]) -> dict[str, QueueDepth]:

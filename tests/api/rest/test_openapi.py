@@ -22,6 +22,8 @@ async def test_openapi_document_needs_no_token(server: Server) -> None:
     assert document["openapi"] == "3.1.0"
     assert set(document["paths"]) == {
         "/api/v1/jobs",
+        "/api/v1/jobs/cancel",
+        "/api/v1/jobs/retry",
         "/api/v1/jobs/{id}",
         "/api/v1/jobs/{id}/cancel",
         "/api/v1/jobs/{id}/retry",
