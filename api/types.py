@@ -118,6 +118,10 @@ class JobNode:
             source=job,
         )
 
+    @described_field("jobs of its type with the same key run at most concurrencyPerKey at once")
+    def concurrency_key(self) -> str | None:
+        return self.source.concurrency_key
+
     @described_field("the schedule that submitted it, if one did")
     def schedule_id(self) -> strawberry.ID | None:
         schedule_id = self.source.schedule_id

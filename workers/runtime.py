@@ -35,8 +35,9 @@ from core.errors import (
     JobNotFoundError,
     LeaseLostError,
 )
+from core.flow_control import HeldError
 from core.models import ClaimDecision, JobId, JobStatus
-from core.ports import CONTROL, CancelRequested, Delivery, Resync
+from core.ports import CONTROL, CancelRequested, ControlsChanged, Delivery, Resync
 from core.service import ClaimResult, JobService, MessageFate
 from workers.attempt import Attempt, Interrupt, seconds_until
 from workers.owners import hold_owner_lock, release_dead_owners
@@ -334,6 +335,8 @@ class Worker:
                     async for message in subscription:
                         if isinstance(message, CancelRequested):
                             self._cancel_requested(message.job_id)
+                        elif isinstance(message, ControlsChanged) and self.service.controls is not None:
+                            self.service.controls.invalidate()
                         elif isinstance(message, Resync):
                             await self._recheck_cancels()
                 log.warning("control subscription ended; subscribing again")
@@ -396,12 +399,17 @@ class Worker:
         claimed: ClaimResult | Exception | None,
         give_back: bool = False,
     ) -> None:
-        if isinstance(claimed, Exception):
-            raise claimed  # the claim's own error, handled as if the claim had been made here
-        if claimed is None:
-            claimed = await self.service.claim(
-                delivery.job_id, self.worker_id, self.settings.visibility_timeout, leased_from=asked_at
-            )
+        try:
+            if isinstance(claimed, Exception):
+                raise claimed  # the claim's own error, handled as if the claim had been made here
+            if claimed is None:
+                claimed = await self.service.claim(
+                    delivery.job_id, self.worker_id, self.settings.visibility_timeout, leased_from=asked_at
+                )
+        except HeldError as held:
+            log.debug("held back by its type's limits", reason=held.reason.value)
+            await self.service.hold_back(delivery, held)
+            return
         job = claimed.job
         if job is None:
             log.warning("message for a job that does not exist; dropped")
