@@ -15,6 +15,7 @@ from api.job_attempts import JobAttemptNode, job_attempts, job_estimated_complet
 from api.scalars import JSON
 from core.cursors import EventCursor
 from core.errors import BackendError, UserFacingError, ValidationError
+from core.flow_control import TypeLimits
 from core.jobtypes import JobType
 from core.models import Job, JobEvent, JobEventKind, JobStatus, JSONValue, LogLevel
 
@@ -29,6 +30,7 @@ __all__ = [
     "JobStatus",
     "JobTypeNode",
     "LogLevel",
+    "RateLimit",
     "UserError",
 ]
 
@@ -249,6 +251,14 @@ class JobEventNode:
         )
 
 
+@strawberry.type
+class RateLimit:
+    """At most ``limit`` starts per ``periodSeconds`` across all workers."""
+
+    limit: int
+    period_seconds: float
+
+
 @strawberry.type(name="JobType")
 class JobTypeNode:
     """A kind of job this server accepts."""
@@ -258,13 +268,39 @@ class JobTypeNode:
     payload_schema: JSON = strawberry.field(description="JSON Schema of the payload")
     max_attempts: int
     timeout_seconds: int
+    #: its limits when the node was made from them (a flow control mutation); else read when asked
+    limits: strawberry.Private[TypeLimits | None] = None
 
     @classmethod
-    def of(cls, job_type: JobType[Any]) -> JobTypeNode:
+    def of(cls, job_type: JobType[Any], limits: TypeLimits | None = None) -> JobTypeNode:
         return cls(
             name=job_type.name,
             description=job_type.description,
             payload_schema=JSON(job_type.payload_schema()),
             max_attempts=job_type.max_attempts,
             timeout_seconds=job_type.timeout_seconds,
+            limits=limits,
         )
+
+    async def _limits(self, info: Info) -> TypeLimits:
+        if self.limits is None:
+            controls = info.context.service.controls
+            self.limits = TypeLimits() if controls is None else await controls.limits(self.name)
+        return self.limits
+
+    @described_field("no new starts of this type anywhere; submits are still accepted")
+    async def paused(self, info: Info) -> bool:
+        return (await self._limits(info)).paused
+
+    @described_field("most jobs of this type running at once across all workers (null: no limit)")
+    async def concurrency(self, info: Info) -> int | None:
+        return (await self._limits(info)).concurrency
+
+    @described_field("most running at once per concurrencyKey")
+    async def concurrency_per_key(self, info: Info) -> int:
+        return (await self._limits(info)).concurrency_per_key
+
+    @described_field("most starts per period across all workers (null: no limit)")
+    async def rate_limit(self, info: Info) -> RateLimit | None:
+        rate = (await self._limits(info)).rate_limit
+        return None if rate is None else RateLimit(limit=rate.limit, period_seconds=rate.period_seconds)
