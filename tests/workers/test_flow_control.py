@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 
+from api.metrics import JobMetrics
 from core.controls import FlowControl
 from core.flow_control import HoldReason
 from core.models import Job, JobStatus
@@ -223,3 +224,22 @@ async def test_a_pause_and_limits_are_kept_across_a_restart(make_service: MakeSe
         7,
         1.0,
     )
+
+
+async def test_held_claims_are_counted_by_type_and_reason(
+    make_service: MakeService, probe: Callable[[str], Probe]
+) -> None:
+    """jobpulse_jobs_held_total counts each claim a pause held back, labelled by type and reason."""
+    service = await make_service()
+    metrics = JobMetrics(process=False)
+    metrics.install(service)
+    probe("metric")
+    await controls(service).pause("gated")
+    await submit(service, "gated", {"probe": "metric"})
+    held = asyncio.Event()
+    controls(service).held_listeners.append(lambda _type, _reason: held.set())
+    async with workers([service], ["gated"]), asyncio.timeout(30):
+        await held.wait()
+    sample = {"type": "gated", "reason": "paused"}
+    assert (metrics.registry.get_sample_value("jobpulse_jobs_held_total", sample) or 0) >= 1
+    assert b'jobpulse_jobs_held_total{reason="paused",type="gated"}' in metrics.exposition()
