@@ -36,7 +36,10 @@ from core.write_path import MessageFate, WritePath, shielded
 if TYPE_CHECKING:
     from core.controls import FlowControl
 
-__all__ = ["ClaimResult", "ClaimedDeliveries", "WorkerSide"]
+__all__ = ["RENEW_AFTER_RECEIVES", "ClaimResult", "ClaimedDeliveries", "WorkerSide"]
+
+#: a message held back this often is replaced by a fresh one (SQS dead-letters at 1000 receives)
+RENEW_AFTER_RECEIVES = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,14 @@ class WorkerSide(WritePath):
         if self.controls is not None:
             self.controls.note_held(delivery.type, held.reason)
         delay = held.retry_after * random.uniform(1.0, 1.25)
+        if delivery.receive_count >= RENEW_AFTER_RECEIVES:
+            # Held often: a fresh message, before SQS's receive count dead-letters this one. The new
+            # message first: a crash in between leaves a harmless duplicate, never none.
+            job = await self.store.get(delivery.job_id)
+            if job is not None:
+                await self.queue.send(job, min(delay, self.queue.max_delay_seconds))
+                await self.settle(delivery, MessageFate.ACK)
+                return
         await self.settle(delivery, MessageFate.RELEASE, delay)
 
     async def receive_claims(
