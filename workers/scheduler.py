@@ -44,3 +44,4 @@ async def run_scheduler(schedules: ScheduleService, stop: asyncio.Event) -> None
         with suppress(TimeoutError):
             # A millisecond at least: a tick that came due during the round is taken next, not spun on.
             await asyncio.wait_for(stop.wait(), max(wait, 0.001))
+

@@ -67,3 +67,4 @@ async def test_the_schema_says_how_many_numbers_fit_the_payload_limit(
     else:
         with pytest.raises(PayloadTooLargeError):
             await submit(service, "data_analysis", payload)
+
