@@ -124,6 +124,16 @@ class JobNode:
     def concurrency_key(self) -> str | None:
         return self.source.concurrency_key
 
+    @described_field(
+        "why a PENDING or WAITING job does not run yet: dependency, runAt, paused, concurrency, key "
+        "(null: nothing holds it back, or it is not waiting)"
+    )
+    async def wait_reason(self, info: Info) -> str | None:
+        controls = info.context.service.controls
+        if controls is None or self.source.status not in (JobStatus.PENDING, JobStatus.WAITING):
+            return None
+        return await controls.wait_reason(self.source, info.context.service.clock())
+
     @described_field("the schedule that submitted it, if one did")
     def schedule_id(self) -> strawberry.ID | None:
         schedule_id = self.source.schedule_id

@@ -27,7 +27,7 @@ from core.flow_control import (
     declared_limits,
 )
 from core.jobtypes import JobTypeRegistry
-from core.models import Job, JobId, JSONValue
+from core.models import Job, JobId, JobStatus, JSONValue
 from core.ports import ControlsChanged, EventBus
 
 __all__ = ["REFRESH_SECONDS", "FlowControl", "HeldListener"]
@@ -170,6 +170,26 @@ class FlowControl:
         return not self.store.in_claim and (
             job.concurrency_key is not None or self.cached(job.type).concurrency is not None
         )
+
+    async def wait_reason(self, job: Job, now: datetime) -> str | None:
+        """Why a PENDING or WAITING job does not run yet: ``dependency``, ``runAt``, ``paused``,
+        ``concurrency``, ``key``; ``None`` when nothing holds it back (it waits for a worker)."""
+        if job.status is JobStatus.WAITING:
+            return "dependency"
+        if job.status is not JobStatus.PENDING:
+            return None
+        if job.run_at is not None and job.run_at > now:
+            return "runAt"
+        limits = await self.limits(job.type)
+        if limits.paused:
+            return "paused"
+        concurrency = limits.concurrency
+        if concurrency is not None and await self.store.running(job.type, None, now) >= concurrency:
+            return "concurrency"
+        key = job.concurrency_key
+        if key is not None and await self.store.running(job.type, key, now) >= limits.concurrency_per_key:
+            return "key"
+        return None
 
     async def give_back(self, job_id: JobId) -> None:
         await self.store.give_back(job_id)

@@ -146,4 +146,7 @@ class ControlStore(Protocol):
     async def give_back(self, job_id: JobId) -> None:
         """The claim ended (or never ran): free its slots."""
 
+    async def running(self, type: str, key: str | None, now: datetime) -> int:
+        """How many slots of ``type`` (of ``key``, when given) are held now (for ``waitReason``)."""
+
     async def close(self) -> None: ...

@@ -119,3 +119,39 @@ async def test_a_user_calling_the_flow_control_mutations_is_forbidden(server: Se
         assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert (await listed(server, "noop"))["paused"] is False
     assert (await listed(server, "noop"))["concurrency"] is None
+
+
+WAIT = "query($id: ID!) { job(id: $id) { status waitReason } }"
+
+
+async def wait_reason(server: Server, job_id: str) -> str | None:
+    reason: str | None = (await server.data(ADMIN, WAIT, id=job_id))["job"]["waitReason"]
+    return reason
+
+
+async def submit_input(server: Server, **job_input: Any) -> str:
+    query = "mutation($input: SubmitJobInput!) { submitJob(input: $input) { ... on Job { id } } }"
+    job_id: str = (await server.data(ADMIN, query, input=job_input))["submitJob"]["id"]
+    return job_id
+
+
+async def test_a_waiting_job_says_why_it_waits(server: Server) -> None:
+    """Job.waitReason: runAt, dependency, paused, concurrency, key; null once nothing holds it back."""
+    later = await submit_input(server, type="noop", payload={}, delaySeconds=3600)
+    assert await wait_reason(server, later) == "runAt"
+    dependent = await submit_input(server, type="noop", payload={}, dependsOn=[later])
+    assert await wait_reason(server, dependent) == "dependency"
+
+    await set_limits(server, "sleep", concurrency=1)
+    running = await submit_input(server, type="sleep", payload={"seconds": 1}, concurrencyKey="k")
+    await server.start(running)
+    assert await wait_reason(server, running) is None  # it runs
+    held = await submit_input(server, type="sleep", payload={"seconds": 1})
+    assert await wait_reason(server, held) == "concurrency"
+    await set_limits(server, "sleep", concurrency=None)
+    same_key = await submit_input(server, type="sleep", payload={"seconds": 1}, concurrencyKey="k")
+    assert await wait_reason(server, same_key) == "key"
+    assert await wait_reason(server, held) is None  # no limit left: it waits for a worker only
+
+    await server.data(ADMIN, PAUSE, type="sleep")
+    assert await wait_reason(server, held) == "paused"

@@ -192,5 +192,12 @@ class MongoControlStore:
         with _unavailable("slot release"):
             await self.slots.update_many({"holder": job_id}, {"$set": {"holder": None, "lease_until": 0}})
 
+    async def running(self, type: str, key: str | None, now: datetime) -> int:
+        group = f"{type}\x00{key or ''}"
+        with _unavailable("slot count"):
+            return await self.slots.count_documents(
+                {"group": group, "holder": {"$ne": None}, "lease_until": {"$gt": to_micros(now)}}
+            )
+
     async def close(self) -> None:
         """The client is closed by the job store; the limiter's Redis connections by their pool."""

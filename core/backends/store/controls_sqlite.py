@@ -88,6 +88,18 @@ class SqliteControlStore:
     async def close(self) -> None:
         """The database is closed by whoever opened it."""
 
+    async def running(self, type: str, key: str | None, now: datetime) -> int:
+        now_us = to_micros(now)
+
+        def op(conn: sqlite3.Connection) -> int:
+            if key is None:
+                row = conn.execute(_RUNNING, (type, "", now_us)).fetchone()
+            else:
+                row = conn.execute(_RUNNING_KEY, (type, key, "", now_us)).fetchone()
+            return int(row[0])
+
+        return await self.db.read(op)
+
     def gate(self, conn: sqlite3.Connection, claimed: Job) -> None:
         """Raise ``HeldError`` unless the claim that writes ``claimed`` may start now (writer thread)."""
         limits = apply_overrides(self.declared(claimed.type), _read(conn, claimed.type))
