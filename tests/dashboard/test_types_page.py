@@ -7,7 +7,7 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.dashboard.conftest import ADMIN, sign_in
+from tests.dashboard.conftest import ADMIN, sign_in, submit
 from tests.support.graphql import gql_http
 from tests.support.process import JobpulseProcess
 
@@ -48,3 +48,19 @@ def test_an_admin_pauses_resumes_and_limits_a_type(page: Page, server: JobpulseP
     while limits_of(server, "webhook")["concurrency"] is not None:  # a deadline poll: the save is async
         assert time.monotonic() < deadline, "an emptied concurrency box did not remove the limit"
         time.sleep(0.05)
+
+
+def test_a_waiting_job_page_says_why_it_waits(page: Page, server: JobpulseProcess) -> None:
+    """A job of a paused type shows "paused" as what it waits on."""
+    query = "mutation($type: String!) { pauseJobType(type: $type) { __typename } }"
+    gql_http(server.url, ADMIN, query, {"type": "data_analysis"})
+    try:
+        job_id = submit(server, type="data_analysis", payload={"data": [3, 1, 4]})
+        sign_in(page, server.url)
+        page.goto(f"{server.url}/#/jobs/{job_id}")
+        expect(
+            page.locator("dt", has_text="Waits on").locator("xpath=following-sibling::dd[1]")
+        ).to_have_text("paused")
+    finally:
+        resume = "mutation($type: String!) { resumeJobType(type: $type) { __typename } }"
+        gql_http(server.url, ADMIN, resume, {"type": "data_analysis"})
