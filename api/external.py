@@ -36,6 +36,7 @@ from core.errors import (
     UserFacingError,
     ValidationError,
 )
+from core.flow_control import HeldError
 from core.job_tokens import ClaimLostError, JobToken, JobTokenCodec
 from core.models import ClaimDecision, Job, JobStatus, JSONValue, LogLevel
 from core.service import ClaimResult, JobService
@@ -186,6 +187,8 @@ class ExternalMutations:
                 lease_until=job.lease_until,
                 expires_at=expires_at,
             )
+        except HeldError as exc:  # its type is paused or at a limit: nothing was claimed
+            return UserError.of(InvalidStateError(f"job {id} cannot start now: {exc}", field="id"))
         except UserFacingError as exc:
             return UserError.of(exc)
 

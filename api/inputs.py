@@ -40,6 +40,10 @@ class SubmitJobInput:
         default=None,
         description='not started within this many seconds of becoming due: CANCELLED, error "expired"',
     )
+    concurrency_key: str | None = strawberry.field(
+        default=None,
+        description="jobs of the type with the same key run at most concurrencyPerKey at once",
+    )
 
     def to_request(self) -> SubmitRequest:
         """The service's request (the one translation of a submit input, on every path)."""
@@ -54,6 +58,7 @@ class SubmitJobInput:
             depends_on=tuple(str(d) for d in self.depends_on or ()),
             on_dependency_failure=DependencyFailure(self.on_dependency_failure or DependencyFailure.FAIL),
             expires_in_seconds=self.expires_in_seconds,
+            concurrency_key=self.concurrency_key,
         )
 
 

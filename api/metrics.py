@@ -28,6 +28,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from core.errors import BackendUnavailableError
+from core.flow_control import HoldReason
 from core.models import JobEvent, JobEventKind
 from core.service import JobService
 
@@ -120,12 +121,25 @@ class JobMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.jobs_held = Counter(
+            "jobpulse_jobs_held",
+            "Claims held back by flow control (the message waits; no attempt used), by job type and"
+            " reason: paused, concurrency, key, rate.",
+            ["type", "reason"],
+            registry=self.registry,
+        )
         self._ready_since: OrderedDict[str, datetime] = OrderedDict()
 
     def install(self, service: JobService) -> None:
         """Count ``service``'s events from now on, and read its stats on each scrape."""
         self.service = service
         service.listeners.append(self.observe)
+        if service.controls is not None:
+            service.controls.held_listeners.append(self.observe_held)
+
+    def observe_held(self, type: str, reason: HoldReason) -> None:
+        """Count a claim held back by flow control (a ``FlowControl`` held listener)."""
+        self.jobs_held.labels(type=type, reason=reason.value).inc()
 
     def observe(self, event: JobEvent) -> None:
         """Update the counters and histograms for one job event (a ``JobService`` listener)."""

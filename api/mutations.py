@@ -9,6 +9,7 @@ import strawberry
 from api.context import Context, Info
 from api.external import ExternalMutations
 from api.fields import described_mutation
+from api.flow_control import FlowControlMutations
 from api.flows import FlowMutations
 from api.inputs import JobFilterInput, SubmitJobInput
 from api.schedules import ScheduleMutations
@@ -49,7 +50,7 @@ async def submit_many(context: Context, inputs: list[SubmitJobInput]) -> list[Jo
 
 
 @strawberry.type
-class Mutation(ExternalMutations, FlowMutations, ScheduleMutations):
+class Mutation(ExternalMutations, FlowMutations, ScheduleMutations, FlowControlMutations):
     # The submit fields run the functions above; on the fast path (``api.fast.resolvers``)
     # graphql-core calls them without strawberry's argument conversion.
     @strawberry.mutation

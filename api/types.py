@@ -16,6 +16,7 @@ from api.scalars import JSON
 from core.blobs import BlobRef
 from core.cursors import EventCursor
 from core.errors import BackendError, RateLimitedError, UserFacingError, ValidationError
+from core.flow_control import TypeLimits
 from core.jobtypes import JobType
 from core.models import Job, JobEvent, JobEventKind, JobStatus, JSONValue, LogLevel
 
@@ -30,6 +31,7 @@ __all__ = [
     "JobStatus",
     "JobTypeNode",
     "LogLevel",
+    "RateLimit",
     "UserError",
 ]
 
@@ -126,6 +128,20 @@ class JobNode:
             completed_at=job.completed_at,
             source=job,
         )
+
+    @described_field("jobs of its type with the same key run at most concurrencyPerKey at once")
+    def concurrency_key(self) -> str | None:
+        return self.source.concurrency_key
+
+    @described_field(
+        "why a PENDING or WAITING job does not run yet: dependency, runAt, paused, concurrency, key "
+        "(null: nothing holds it back, or it is not waiting)"
+    )
+    async def wait_reason(self, info: Info) -> str | None:
+        controls = info.context.service.controls
+        if controls is None or self.source.status not in (JobStatus.PENDING, JobStatus.WAITING):
+            return None
+        return await controls.wait_reason(self.source, info.context.service.clock())
 
     @described_field("the schedule that submitted it, if one did")
     def schedule_id(self) -> strawberry.ID | None:
@@ -260,6 +276,14 @@ class JobEventNode:
         )
 
 
+@strawberry.type
+class RateLimit:
+    """At most ``limit`` starts per ``periodSeconds`` across all workers."""
+
+    limit: int
+    period_seconds: float
+
+
 @strawberry.type(name="JobType")
 class JobTypeNode:
     """A kind of job this server accepts."""
@@ -269,13 +293,39 @@ class JobTypeNode:
     payload_schema: JSON = strawberry.field(description="JSON Schema of the payload")
     max_attempts: int
     timeout_seconds: int
+    #: its limits when the node was made from them (a flow control mutation); else read when asked
+    limits: strawberry.Private[TypeLimits | None] = None
 
     @classmethod
-    def of(cls, job_type: JobType[Any]) -> JobTypeNode:
+    def of(cls, job_type: JobType[Any], limits: TypeLimits | None = None) -> JobTypeNode:
         return cls(
             name=job_type.name,
             description=job_type.description,
             payload_schema=JSON(job_type.payload_schema()),
             max_attempts=job_type.max_attempts,
             timeout_seconds=job_type.timeout_seconds,
+            limits=limits,
         )
+
+    async def _limits(self, info: Info) -> TypeLimits:
+        if self.limits is None:
+            controls = info.context.service.controls
+            self.limits = TypeLimits() if controls is None else await controls.limits(self.name)
+        return self.limits
+
+    @described_field("no new starts of this type anywhere; submits are still accepted")
+    async def paused(self, info: Info) -> bool:
+        return (await self._limits(info)).paused
+
+    @described_field("most jobs of this type running at once across all workers (null: no limit)")
+    async def concurrency(self, info: Info) -> int | None:
+        return (await self._limits(info)).concurrency
+
+    @described_field("most running at once per concurrencyKey")
+    async def concurrency_per_key(self, info: Info) -> int:
+        return (await self._limits(info)).concurrency_per_key
+
+    @described_field("most starts per period across all workers (null: no limit)")
+    async def rate_limit(self, info: Info) -> RateLimit | None:
+        rate = (await self._limits(info)).rate_limit
+        return None if rate is None else RateLimit(limit=rate.limit, period_seconds=rate.period_seconds)

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from cli.bulk import register as register_bulk_commands
 from cli.errors import StartupError, one_line_errors, set_debug, show
+from cli.flow_control import register as register_flow_control_commands
 from cli.schedules import register as register_schedule_commands
 from core.settings import Settings
 
@@ -337,6 +338,7 @@ def export_schema() -> None:
 
 register_schedule_commands(app)
 register_bulk_commands(app)
+register_flow_control_commands(app)
 
 
 def main() -> None:

@@ -82,6 +82,12 @@ class JobType(Generic[P]):
     #: this type's lease (heartbeat every third of it); unset: ``JOBPULSE_VISIBILITY_TIMEOUT``.
     #: ``JOBPULSE_TYPE_LEASE_SECONDS`` overrides it.
     lease_seconds: float | None = None
+    #: flow control defaults (DESIGN.md §8; ``setJobTypeLimits`` overrides them at run time): most jobs
+    #: running at once across all workers (``None``: no limit), most per ``concurrencyKey``, and most
+    #: starts per period as ``(limit, period_seconds)`` (``None``: no limit)
+    concurrency: int | None = None
+    concurrency_per_key: int = 1
+    rate_limit: tuple[int, float] | None = None
 
     def lease_for(self, settings: Settings) -> float:
         """How long a claim of this type holds without a heartbeat."""

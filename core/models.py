@@ -132,6 +132,8 @@ class Job:
     expires_at: datetime | None = None
     #: the schedule that submitted it (v2, DESIGN.md §7)
     schedule_id: str | None = None
+    #: jobs of one type with the same key run at most ``concurrencyPerKey`` at once (DESIGN.md §8)
+    concurrency_key: str | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -22,6 +22,8 @@ __all__ = [
     "BusMessage",
     "BusSubscription",
     "CancelRequested",
+    "ControlMessage",
+    "ControlsChanged",
     "Decide",
     "Delivery",
     "EventBus",
@@ -289,7 +291,15 @@ class Resync:
     reason: str
 
 
-BusMessage: TypeAlias = JobEvent | CancelRequested | Resync
+@dataclass(frozen=True, slots=True)
+class ControlsChanged:
+    """Control message: a job type's flow control record changed (paused, resumed, limits set)."""
+
+    type: str
+
+
+ControlMessage: TypeAlias = CancelRequested | ControlsChanged
+BusMessage: TypeAlias = JobEvent | CancelRequested | ControlsChanged | Resync
 
 
 class BusSubscription(Protocol):
@@ -310,7 +320,7 @@ class EventBus(Protocol):
 
     async def publish(self, event: JobEvent) -> None: ...
 
-    async def publish_control(self, message: CancelRequested) -> None: ...
+    async def publish_control(self, message: ControlMessage) -> None: ...
 
     def subscribe(self, topics: Sequence[str]) -> AbstractAsyncContextManager[BusSubscription]:
         """Subscribe; on entry the subscription is live (no later message is missed)."""

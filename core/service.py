@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from core.backends import flow_store_for
+from core.backends import control_store_for, flow_store_for
 from core.blobs import BlobStore
+from core.controls import FlowControl
 from core.cursors import JobCursor, to_micros
 from core.errors import InvalidStateError, JobNotFoundError
+from core.flow_control import TypeLimits, declared_limits
 from core.flows import Flows
 from core.jobtypes import JobTypeRegistry
 from core.models import (
@@ -111,6 +113,13 @@ class JobService(SubmitSide, WorkerSide):
         self.submit_limit = submit_limit
         with suppress(TypeError):  # a store with no flow store beside it keeps no dependencies
             self.flows = Flows(self, flow_store_for(store))
+        with suppress(TypeError):  # nor flow control
+            control_store = control_store_for(store, settings, self.controls_declared)
+            self.controls = FlowControl(control_store, registry, bus)
+
+    def controls_declared(self, type: str) -> TypeLimits:
+        """A type's declared limits (what the store's in-claim gate starts from)."""
+        return declared_limits(self.registry.get(type)) if type in self.registry else TypeLimits()
 
     async def admit(self, principal: Principal, count: int = 1) -> None:
         """Count ``count`` submits of the caller against ``JOBPULSE_RATE_LIMIT`` before any is made;

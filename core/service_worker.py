@@ -9,8 +9,8 @@ import asyncio
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import TypeAlias
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, TypeAlias
 
 from core.errors import (
     ConflictError,
@@ -18,6 +18,7 @@ from core.errors import (
     JobNotFoundError,
     LeaseLostError,
 )
+from core.flow_control import HeldError
 from core.models import (
     Claim,
     ClaimDecision,
@@ -30,9 +31,15 @@ from core.models import (
     LogLevel,
 )
 from core.ports import Decide, Delivery, TransactionalStore
-from core.write_path import WritePath, shielded
+from core.write_path import MessageFate, WritePath, shielded
 
-__all__ = ["ClaimResult", "ClaimedDeliveries", "WorkerSide"]
+if TYPE_CHECKING:
+    from core.controls import FlowControl
+
+__all__ = ["RENEW_AFTER_RECEIVES", "ClaimResult", "ClaimedDeliveries", "WorkerSide"]
+
+#: a message held back this often is replaced by a fresh one (SQS dead-letters at 1000 receives)
+RENEW_AFTER_RECEIVES = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +76,59 @@ class WorkerSide(WritePath):
         reappear while the lease still holds, or the next worker drops it and the job never runs again.
         """
         decide, decision = self._claim_decider(worker_id, lease_seconds, leased_from)
+        controls = self.controls
         try:
+            if controls is not None and not controls.store.in_claim:
+                return await self._claim_limited(controls, job_id, worker_id, lease_seconds, decide, decision)
             job = await self._write(job_id, decide)
         except JobNotFoundError:
             return ClaimResult(ClaimDecision.DROP, None)
         return _claim_result(decision[0], job, worker_id)
+
+    async def _claim_limited(
+        self,
+        controls: FlowControl,
+        job_id: JobId,
+        worker_id: str,
+        lease_seconds: float,
+        decide: Decide,
+        decision: DecisionBox,
+    ) -> ClaimResult:
+        """``claim`` where the store does not hold limits in the claim's write: take the job's slots
+        and token first (``HeldError`` if there are none), then claim; give them back if it did not run.
+        """
+        job = await self.store.get(job_id)
+        if job is None:
+            return ClaimResult(ClaimDecision.DROP, None)
+        now = self.clock()
+        took = False
+        if job.decide_claim(now) is ClaimDecision.RUN:
+            took = await controls.take(job, now + timedelta(seconds=lease_seconds), now)
+        try:
+            written = await self._write(job_id, decide, current=job)
+        except BaseException:
+            if took:
+                await shielded(asyncio.ensure_future(controls.give_back(job_id)))
+            raise
+        if took and decision[0] is not ClaimDecision.RUN:
+            await controls.give_back(job_id)
+        return _claim_result(decision[0], written, worker_id)
+
+    async def hold_back(self, delivery: Delivery, held: HeldError) -> None:
+        """A claim held back by its type's limits: nothing was written (the attempt is not counted);
+        the message comes back after the delay the limit named, with a little jitter."""
+        if self.controls is not None:
+            self.controls.note_held(delivery.type, held.reason)
+        delay = held.retry_after * random.uniform(1.0, 1.25)
+        if delivery.receive_count >= RENEW_AFTER_RECEIVES:
+            # Held often: a fresh message, before SQS's receive count dead-letters this one. The new
+            # message first: a crash in between leaves a harmless duplicate, never none.
+            job = await self.store.get(delivery.job_id)
+            if job is not None:
+                await self.queue.send(job, min(delay, self.queue.max_delay_seconds))
+                await self.settle(delivery, MessageFate.ACK)
+                return
+        await self.settle(delivery, MessageFate.RELEASE, delay)
 
     async def receive_claims(
         self,
@@ -191,10 +246,14 @@ class WorkerSide(WritePath):
         return decide, decision
 
     async def heartbeat(self, claim: Claim, lease_seconds: float, current: Job | None = None) -> Job:
-        """Extend the lease; the returned job tells whether cancellation was requested."""
-        return await self._write(
+        """Extend the lease (and the slots its claim took); the returned job tells whether
+        cancellation was requested."""
+        job = await self._write(
             claim.job_id, lambda job: (job.heartbeat(claim, self.clock(), lease_seconds), None), current
         )
+        if self.controls is not None and job.lease_until is not None and self.controls.may_hold(job):
+            await self.controls.extend(job.id, job.lease_until)
+        return job
 
     async def progress(
         self, claim: Claim, percent: float, message: str | None, current: Job | None = None

@@ -58,6 +58,8 @@ class SubmitRequest:
     expires_in_seconds: int | None = None
     #: set by the scheduler on the jobs a schedule submits
     schedule_id: str | None = None
+    #: jobs of the type with the same key run at most ``concurrencyPerKey`` at once
+    concurrency_key: str | None = None
 
 
 def check_range(field: str, value: float, low: float, high: float) -> None:
@@ -155,6 +157,11 @@ def new_job(
         raise ValidationError(
             f"idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY} characters", field="idempotencyKey"
         )
+    concurrency_key = request.concurrency_key
+    if concurrency_key is not None and not 1 <= len(concurrency_key) <= MAX_IDEMPOTENCY_KEY:
+        raise ValidationError(
+            f"concurrencyKey must be 1 to {MAX_IDEMPOTENCY_KEY} characters", field="concurrencyKey"
+        )
     expires = request.expires_in_seconds
     if expires is not None:
         check_range("expiresInSeconds", expires, 1, MAX_DELAY_SECONDS)
@@ -175,4 +182,5 @@ def new_job(
         expires_in_seconds=expires,
         expires_at=None if expires is None else (run_at or now) + timedelta(seconds=expires),
         schedule_id=request.schedule_id,
+        concurrency_key=concurrency_key,
     )

@@ -21,7 +21,7 @@ import structlog
 from core.blobs import BlobStore, LargeValues
 from core.errors import BackendUnavailableError, ConflictError, JobNotFoundError
 from core.jobtypes import JobTypeRegistry
-from core.models import Job, JobEvent, JobEventKind, JobId, utcnow
+from core.models import Job, JobEvent, JobEventKind, JobId, JobStatus, utcnow
 from core.ports import Delivery, EventBus, JobQueue, JobStore, TransactionalStore
 from core.settings import Settings
 
@@ -36,12 +36,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from core.controls import FlowControl
     from core.flows import Flows
 
 log = structlog.get_logger("jobpulse.service")
 
 #: the events of a write that ends a job
 _FINISHING = frozenset({JobEventKind.COMPLETED, JobEventKind.FAILED, JobEventKind.CANCELLED})
+#: the events of a write that may end an attempt (and free the slots its claim took)
+_ENDING_ATTEMPT = _FINISHING | {JobEventKind.RETRYING}
 
 T = TypeVar("T")
 
@@ -91,6 +94,9 @@ class WritePath:
         self.listeners: list[EventListener] = []
         #: dependencies and flows (``core.flows``, set by ``JobService``); ``None``: none kept
         self.flows: Flows | None = None
+        #: flow control: pause, concurrency and rate limits by type (``core.controls``, set by
+        #: ``JobService``); ``None``: no limits kept
+        self.controls: FlowControl | None = None
         #: the store, when it reads, decides, writes and acks in one transaction (``Backends.transaction``)
         self.transaction = transaction
         #: large payloads and results kept in ``blobs`` (references in the job); see core/blobs.py
@@ -120,6 +126,16 @@ class WritePath:
                 error=str(exc) or type(exc).__name__,
                 error_type=type(exc).__name__,
             )
+        if (
+            self.controls is not None
+            and event.kind in _ENDING_ATTEMPT
+            and event.job.status is not JobStatus.PROCESSING
+            and self.controls.may_hold(event.job)
+        ):
+            try:
+                await self.controls.give_back(event.job_id)  # its slots (DESIGN.md §8)
+            except Exception as exc:  # the slots expire with the lease
+                log.warning("slots not given back; they expire", job_id=event.job_id, error=repr(exc))
         if self.flows is not None and event.kind in _FINISHING and event.job.is_terminal:
             try:
                 await self.flows.finished(event.job)  # release its dependents (DESIGN.md §6)

@@ -35,8 +35,9 @@ from core.errors import (
     JobNotFoundError,
     LeaseLostError,
 )
+from core.flow_control import HeldError
 from core.models import ClaimDecision, JobId, JobStatus
-from core.ports import CONTROL, CancelRequested, Delivery, Resync
+from core.ports import CONTROL, CancelRequested, ControlsChanged, Delivery, Resync
 from core.service import ClaimResult, JobService, MessageFate
 from workers.attempt import Attempt, Interrupt, seconds_until
 from workers.owners import hold_owner_lock, release_dead_owners
@@ -50,6 +51,8 @@ log = structlog.get_logger("jobpulse.worker")
 BURST_POLL_SECONDS = 0.05
 # After the grace period, how long the interrupted jobs get to write their release.
 RELEASE_WRITE_SECONDS = 4.0
+# While some of a worker's types are paused, it polls the others at most this long, and looks again.
+PAUSED_POLL_SECONDS = 1.0
 # With no long poll configured (wait time 0), an empty receive is followed by this pause.
 IDLE_PAUSE_SECONDS = 0.5
 # Cancel requests for jobs this worker does not (yet) run, remembered for a claim racing them.
@@ -260,11 +263,17 @@ class Worker:
         jobs PENDING, the attempt not counted) rather than run.
         """
         visibility = self.settings.visibility_timeout
+        types = await self._receivable()
+        if len(types) < len(self.types):
+            wait = min(wait, PAUSED_POLL_SECONDS)  # a resumed type is received again within it
+            if not types:
+                await _pause(PAUSED_POLL_SECONDS, stop)
+                return None if stop.is_set() else []
         # Even without a wait, in a task of its own: a receive whose take is committing when it is
         # cancelled answers with what it took (``SqliteJobQueue.take_then``), which must not swallow
         # a cancellation of this worker; the worker's own cancellation stays this coroutine's.
         receiving = asyncio.create_task(
-            self.service.receive_claims(self.types, max_messages, wait, self.worker_id, visibility)
+            self.service.receive_claims(types, max_messages, wait, self.worker_id, visibility)
         )
         stopping = asyncio.create_task(stop.wait())
         try:
@@ -283,6 +292,19 @@ class Worker:
                 self._start(delivery, claimed=claimed, give_back=True)
             return None
         return received
+
+    async def _receivable(self) -> list[str]:
+        """This worker's types but the paused ones (their messages wait in the queue, untouched;
+        one received all the same is held back by its claim)."""
+        controls = self.service.controls
+        if controls is None:
+            return self.types
+        try:
+            await controls.limits(self.types[0])  # re-reads every type's record once it is stale
+        except Exception as exc:  # the claims still hold the pause
+            log.debug("flow control records not read", error=repr(exc))
+            return self.types
+        return [name for name in self.types if not controls.cached(name).paused]
 
     def _start(
         self,
@@ -334,6 +356,8 @@ class Worker:
                     async for message in subscription:
                         if isinstance(message, CancelRequested):
                             self._cancel_requested(message.job_id)
+                        elif isinstance(message, ControlsChanged) and self.service.controls is not None:
+                            self.service.controls.invalidate()
                         elif isinstance(message, Resync):
                             await self._recheck_cancels()
                 log.warning("control subscription ended; subscribing again")
@@ -396,12 +420,17 @@ class Worker:
         claimed: ClaimResult | Exception | None,
         give_back: bool = False,
     ) -> None:
-        if isinstance(claimed, Exception):
-            raise claimed  # the claim's own error, handled as if the claim had been made here
-        if claimed is None:
-            claimed = await self.service.claim(
-                delivery.job_id, self.worker_id, self.settings.visibility_timeout, leased_from=asked_at
-            )
+        try:
+            if isinstance(claimed, Exception):
+                raise claimed  # the claim's own error, handled as if the claim had been made here
+            if claimed is None:
+                claimed = await self.service.claim(
+                    delivery.job_id, self.worker_id, self.settings.visibility_timeout, leased_from=asked_at
+                )
+        except HeldError as held:
+            log.debug("held back by its type's limits", reason=held.reason.value)
+            await self.service.hold_back(delivery, held)
+            return
         job = claimed.job
         if job is None:
             log.warning("message for a job that does not exist; dropped")

@@ -15,20 +15,21 @@ Driver imports stay inside these modules; the distributed ones are imported only
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.blobs import BlobStore
 from core.dependencies import FlowStore
+from core.flow_control import ControlStore, TypeLimits
 from core.ports import EventBus, JobQueue, JobStore, QueueRecords, TransactionalStore
 from core.settings import Settings
 
 if TYPE_CHECKING:  # core.schedules imports the service, which imports this module
     from core.schedules.model import ScheduleStore
 
-__all__ = ["Backends", "flow_store_for", "open_backends"]
+__all__ = ["Backends", "control_store_for", "flow_store_for", "open_backends"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,3 +160,23 @@ def flow_store_for(store: JobStore) -> FlowStore:
 
         return MongoFlowStore(store)
     raise TypeError(f"no flow store for {type(store).__name__}")
+
+
+def control_store_for(
+    store: JobStore, settings: Settings, declared: Callable[[str], TypeLimits]
+) -> ControlStore:
+    """Flow control beside ``store`` (DESIGN.md §8): in the SQLite store's claim transactions, or
+    slot documents in the same MongoDB database with rate tokens in Redis (``settings.redis_url``)."""
+    from core.backends.store.sqlite import SqliteJobStore
+
+    if isinstance(store, SqliteJobStore):
+        from core.backends.store.controls_sqlite import SqliteControlStore
+
+        return SqliteControlStore(store, declared)
+    from core.backends.store.mongo import MongoJobStore
+
+    if isinstance(store, MongoJobStore):
+        from core.backends.store.controls_mongo import MongoControlStore
+
+        return MongoControlStore(store, settings.redis_url)
+    raise TypeError(f"no control store for {type(store).__name__}")

@@ -81,8 +81,8 @@ def job_to_dict(job: Job) -> dict[str, JSONValue]:
 
 
 def _workflow_fields(job: Job) -> dict[str, JSONValue]:
-    """The dependency, flow and expiry fields, written only by jobs that have them (a job without
-    dependencies never gains any, so an update never needs to unset them)."""
+    """The dependency, flow, expiry and concurrency-key fields, written only by jobs that have them
+    (a job without dependencies never gains any, so an update never needs to unset them)."""
     fields: dict[str, JSONValue] = {}
     if job.depends_on:
         fields["depends_on"] = list(job.depends_on)
@@ -93,6 +93,8 @@ def _workflow_fields(job: Job) -> dict[str, JSONValue]:
     if job.expires_in_seconds is not None:
         fields["expires_in_seconds"] = job.expires_in_seconds
         fields["expires_at"] = _micros(job.expires_at)
+    if job.concurrency_key is not None:
+        fields["concurrency_key"] = job.concurrency_key
     return fields
 
 
@@ -129,6 +131,7 @@ def job_from_dict(data: dict[str, Any], payload: JSONObject | None) -> Job:
         expires_in_seconds=data.get("expires_in_seconds"),
         expires_at=_time(data.get("expires_at")),
         schedule_id=data.get("schedule_id"),
+        concurrency_key=data.get("concurrency_key"),
     )
 
 

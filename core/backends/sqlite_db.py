@@ -132,6 +132,17 @@ CREATE UNIQUE INDEX IF NOT EXISTS schedules_name ON schedules (owner, name);
 CREATE INDEX IF NOT EXISTS schedules_due ON schedules (next_run_us) WHERE paused = 0;
 CREATE INDEX IF NOT EXISTS schedules_created ON schedules (created_us, id);
 CREATE INDEX IF NOT EXISTS schedules_owner ON schedules (owner, created_us, id);
+CREATE TABLE IF NOT EXISTS job_type_controls (
+    type TEXT PRIMARY KEY,
+    doc BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS type_starts (
+    type TEXT NOT NULL,
+    at_us INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS type_starts_at ON type_starts (type, at_us);
+CREATE INDEX IF NOT EXISTS jobs_concurrency_key
+    ON jobs (type, json_extract(CAST(doc AS TEXT), '$.concurrency_key'), status);
 """
 
 

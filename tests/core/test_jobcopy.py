@@ -47,6 +47,7 @@ FULL = Job(
     expires_in_seconds=60,
     expires_at=AT + timedelta(seconds=7),
     schedule_id="a-schedule",
+    concurrency_key="a-key",
 )
 
 

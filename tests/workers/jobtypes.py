@@ -10,7 +10,7 @@ from pydantic import BaseModel, JsonValue
 from core.jobtypes import JobContext, JobType, PermanentError
 from core.models import JSONValue
 
-__all__ = ["JOB_TYPES", "LATCHES", "Latch"]
+__all__ = ["JOB_TYPES", "LATCHES", "PROBES", "Latch", "Probe"]
 
 
 @dataclass
@@ -106,7 +106,72 @@ async def chatty(ctx: JobContext, payload: Empty) -> JSONValue:
     return None
 
 
+@dataclass
+class Probe:
+    """Records when ``gated`` jobs named after it start and end, and how many run at once."""
+
+    inside: int = 0
+    most_inside: int = 0
+    started: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def reaches(self, count: int) -> None:
+        """Wait until ``count`` handlers are inside at once."""
+        while self.inside < count:
+            self.entered.clear()
+            await self.entered.wait()
+
+
+PROBES: dict[str, Probe] = {}
+
+
+class GatedPayload(BaseModel):
+    probe: str
+    tag: str = ""
+    seconds: float = 0.0
+    wait: bool = False  # hold until the probe is opened
+
+
+async def gated(ctx: JobContext, payload: GatedPayload) -> JSONValue:
+    probe = PROBES[payload.probe]
+    probe.inside += 1
+    probe.most_inside = max(probe.most_inside, probe.inside)
+    probe.started.append(payload.tag)
+    probe.entered.set()
+    try:
+        if payload.wait:
+            await probe.opened.wait()
+        elif payload.seconds:
+            await asyncio.sleep(payload.seconds)  # the work itself: the overlaps are what is measured
+    finally:
+        probe.inside -= 1
+        probe.finished.append(payload.tag)
+    return {"tag": payload.tag}
+
+
 JOB_TYPES = [
+    JobType(
+        "gated", "Records its overlaps; flow control tests limit it.", GatedPayload, gated, timeout_seconds=60
+    ),
+    JobType(
+        "gated_declared",
+        "Declares a concurrency of 2, 1 per key and 50 starts a second.",
+        GatedPayload,
+        gated,
+        timeout_seconds=60,
+        concurrency=2,
+        rate_limit=(50, 1.0),
+    ),
+    JobType(
+        "gated_short_lease",
+        "A gated type with a 2 s lease (a dead worker's slot frees quickly).",
+        GatedPayload,
+        gated,
+        timeout_seconds=60,
+        lease_seconds=2.0,
+    ),
     JobType(
         "latch",
         "Waits until the test opens its latch.",

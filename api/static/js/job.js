@@ -8,7 +8,7 @@ const LOG_LINES = 500;
 
 const JOB = `query Job($id: ID!) {
   job(id: $id) {
-    ${JOB_FIELDS} payload result idempotencyKey logs(last: ${LOG_LINES}) { at level message }
+    ${JOB_FIELDS} payload result idempotencyKey concurrencyKey waitReason logs(last: ${LOG_LINES}) { at level message }
     estimatedCompletion attemptHistory { number worker startedAt endedAt outcome error }
     flow { id name status } dependsOn { id type status } dependents { id type status }
   }
@@ -122,11 +122,13 @@ export class JobView {
       ["Owner", job.owner],
       ["Created", timestamp(job.createdAt)],
       ["Runs at", job.runAt ? `${timestamp(job.runAt)} (${until(job.runAt)})` : "—"],
+      ["Waits on", job.status === "PENDING" || job.status === "WAITING" ? (job.waitReason || "a free worker") : "—"],
       ["Started", timestamp(job.startedAt)],
       ["Finished", timestamp(job.completedAt)],
       ["Estimated completion", job.estimatedCompletion ? `${timestamp(job.estimatedCompletion)} (${until(job.estimatedCompletion)})` : "—"],
       ["Version", String(job.version)],
       ["Idempotency key", job.idempotencyKey || "—"],
+      ["Concurrency key", job.concurrencyKey || "—"],
     ];
     clear(this.meta, items.map(([label, value]) => h("div", {}, h("dt", {}, label), h("dd", { title: value }, value))));
     if (job.status === "COMPLETED") {

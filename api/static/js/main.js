@@ -8,6 +8,7 @@ import { JobsView } from "./jobs.js";
 import { SchedulesView } from "./schedules.js";
 import { StatsView } from "./stats.js";
 import { SubmitView } from "./submit.js";
+import { TypesView } from "./types.js";
 import { WorkersView } from "./workers.js";
 
 const TOKEN_KEY = "jobpulse.token";
@@ -174,6 +175,9 @@ function route() {
   } else if (path === "/workers" && session.isAdmin) {
     view = new WorkersView(session);
     name = "workers";
+  } else if (path === "/types" && session.isAdmin) {
+    view = new TypesView(session);
+    name = "types";
   } else if (path === "/schedules") {
     view = new SchedulesView(session);
     name = "schedules";

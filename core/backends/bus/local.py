@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 
 from core.backends.bus.fanout import Fanout, FanoutSubscription, Subscribing
 from core.models import JobEvent
-from core.ports import ALL_EVENTS, CONTROL, BusSubscription, CancelRequested, job_topic, owner_topic
+from core.ports import ALL_EVENTS, CONTROL, BusSubscription, ControlMessage, job_topic, owner_topic
 
 __all__ = ["LocalEventBus", "event_topics"]
 
@@ -32,7 +32,7 @@ class LocalEventBus:
     async def publish(self, event: JobEvent) -> None:
         self.fanout.deliver_many(event_topics(event), event)
 
-    async def publish_control(self, message: CancelRequested) -> None:
+    async def publish_control(self, message: ControlMessage) -> None:
         self.fanout.deliver(CONTROL, message)
 
     def subscribe(self, topics: Sequence[str]) -> AbstractAsyncContextManager[BusSubscription]:

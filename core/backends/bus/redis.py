@@ -43,7 +43,14 @@ from core.backends.codec import dumps, event_from_dict, event_to_dict, loads
 from core.errors import BackendUnavailableError
 from core.group_commit import GroupCommit
 from core.models import JobEvent
-from core.ports import CONTROL, BusMessage, BusSubscription, CancelRequested
+from core.ports import (
+    CONTROL,
+    BusMessage,
+    BusSubscription,
+    CancelRequested,
+    ControlMessage,
+    ControlsChanged,
+)
 from core.settings import Settings
 
 __all__ = ["RedisEventBus"]
@@ -181,8 +188,11 @@ class RedisEventBus:
     async def publish(self, event: JobEvent) -> None:
         await self._publish(event_topics(event), dumps(event_to_dict(event)))
 
-    async def publish_control(self, message: CancelRequested) -> None:
-        await self._publish([CONTROL], dumps({"job_id": message.job_id}))
+    async def publish_control(self, message: ControlMessage) -> None:
+        if isinstance(message, ControlsChanged):
+            await self._publish([CONTROL], dumps({"type_controls": message.type}))
+        else:
+            await self._publish([CONTROL], dumps({"job_id": message.job_id}))
 
     # -- subscribing ------------------------------------------------------------------------
     def subscribe(self, topics: Sequence[str]) -> AbstractAsyncContextManager[BusSubscription]:
@@ -338,15 +348,17 @@ class RedisEventBus:
         topic = channel[len(self._prefix) :]
         try:
             body = loads(data)
-            bus_message: BusMessage = (
-                CancelRequested(body["job_id"]) if topic == CONTROL else event_from_dict(body)
-            )
+            bus_message: BusMessage
+            if topic != CONTROL:
+                bus_message = event_from_dict(body)
+            elif "type_controls" in body:
+                bus_message = ControlsChanged(body["type_controls"])
+            else:
+                bus_message = CancelRequested(body["job_id"])
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("malformed bus message dropped", channel=channel, error=repr(exc))
             return
         self.fanout.deliver(topic, bus_message)
-
-
 
 
 def _text(value: bytes | str) -> str:

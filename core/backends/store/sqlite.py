@@ -126,6 +126,9 @@ class SqliteJobStore:
         self.queue = queue
         #: called in the transaction of every write that ends a job (workflows: release its dependents)
         self.on_finished: Callable[[sqlite3.Connection, Job], None] | None = None
+        #: called in the transaction of a claim's write, before it: raises ``HeldError`` to write nothing
+        #: (flow control: ``core.backends.store.controls_sqlite``)
+        self.claim_gate: Callable[[sqlite3.Connection, Job], None] | None = None
 
     async def ping(self) -> None:
         await self.db.read(lambda conn: conn.execute("SELECT 1").fetchone())
@@ -251,6 +254,12 @@ class SqliteJobStore:
     def _update_in(
         self, conn: sqlite3.Connection, job: Job, expected_version: int, event: JobEvent | None
     ) -> Job | None:
+        if (
+            self.claim_gate is not None
+            and job.status is JobStatus.PROCESSING
+            and job.started_at == job.updated_at
+        ):
+            self.claim_gate(conn, job)  # a claim: it may be held back, and then writes nothing
         written = self._with_enqueued_at(job)
         row = _row(written)
         cursor = conn.execute(
