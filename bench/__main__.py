@@ -38,7 +38,7 @@ FIGURES = {
     "4": "fig_worker",
     "5": "fig_worker",
     "6": "fig_subs",
-    "7": "fig_subs",
+    "7": "fig_memory",
     "8": "fig_http",
     "9": "fig_distributed",
     "16": "fig_rest",
