@@ -10,7 +10,8 @@ what comes back after they close (7c), each beside a bare uvicorn websocket in t
 Clients offer permessage-deflate, as browsers do (the servers decline it by default). Every
 RSS is read after a 200-socket warm-up opened and closed, then once it stopped moving.
 
-``python -m bench.fig_memory [--sockets N]`` prints the rows (smaller N for a quick look).
+``python -m bench.fig_memory [--sockets N] [--env NAME=VALUE] [--tree DIR]`` prints the rows
+(smaller N for a quick look; ``--tree``: the servers run another checkout's code, for a before/after).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.fig_subs import Clients, write_ids
-from bench.procs import PYTHON, Proc, free_port, jobpulse, rss_kib, scratch_dir
+from bench.procs import PYTHON, Proc, free_port, jobpulse, jobpulse_env, rss_kib, scratch_dir
 from bench.report import Row, table
 from bench.seed import submit_jobs
 
@@ -120,8 +121,23 @@ def _bare(name: str, run: Callable[[Proc, str], Held]) -> Held:
         server.stop()
 
 
+#: another checkout's code for the jobpulse servers (``--tree``: a before/after in one run)
+TREE: Path | None = None
+
+
+def _start(name: str, data: Path, **env: str) -> tuple[Proc, str]:
+    if TREE is None:
+        return jobpulse("api", name, data, **env)
+    port = free_port()
+    environment = {**jobpulse_env(data, port, **env), "PYTHONPATH": str(TREE)}
+    server = Proc(name, [PYTHON, "-m", "cli.main", "api"], environment, cwd=TREE)
+    url = f"http://127.0.0.1:{port}"
+    server.wait_http(f"{url}/readyz")
+    return server, url
+
+
 def _jobpulse(name: str, data: Path, run: Callable[[Proc, str], Held], **env: str) -> Held:
-    server, url = jobpulse("api", name, data, **env)
+    server, url = _start(name, data, **env)
     try:
         return run(server, url.replace("http", "ws") + "/graphql")
     finally:
@@ -204,7 +220,10 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, default=SOCKETS)
     parser.add_argument("--shared", type=int, default=SHARED_SOCKETS)
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the jobpulse servers")
+    parser.add_argument("--tree", type=Path, help="run the jobpulse servers from this checkout")
     args = parser.parse_args()
+    global TREE
+    TREE = args.tree
     raise_nofile()
     env = dict(item.split("=", 1) for item in args.env)
     print(table(measure(args.sockets, args.shared, **env)))
