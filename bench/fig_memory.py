@@ -34,6 +34,8 @@ SHARED_SOCKETS = 1_000
 EXTRA_PER_SOCKET = 10
 WARMUP = 200
 AFTER_CLOSE_SECONDS = 30
+#: seconds the clients may take to open every socket (on a busy machine 10,000 took over 5 minutes)
+OPEN_TIMEOUT = 900
 #: RSS is read once two readings this far apart differ by less than 0.5% (or after ``STEADY_MAX``)
 STEADY_STEP = 0.5
 STEADY_MAX = 8.0
@@ -82,7 +84,7 @@ def hold_and_close(server: Proc, ws_url: str, ids_file: Path, name: str, bare: b
     fresh, start = _warm(server.pid, ws_url, ids_file, name, bare)
     clients = Clients("hold", ws_url, ids_file, sockets, name, bare)
     try:
-        if clients.ready() != sockets:
+        if clients.ready(OPEN_TIMEOUT) != sockets:
             raise RuntimeError("not every websocket opened")
         held = steady_rss(server.pid)
         clients.say("close")
@@ -98,7 +100,7 @@ def shared(server: Proc, ws_url: str, ids_file: Path, name: str, sockets: int) -
     fresh, start = _warm(server.pid, ws_url, ids_file, name, False)
     clients = Clients("hold", ws_url, ids_file, sockets, name, False)
     try:
-        if clients.ready() != sockets:
+        if clients.ready(OPEN_TIMEOUT) != sockets:
             raise RuntimeError("not every websocket opened")
         held = steady_rss(server.pid)
         added = sum(int(line.split()[1]) for line in clients.say(f"add {EXTRA_PER_SOCKET}"))
