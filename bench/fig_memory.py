@@ -103,7 +103,7 @@ def shared(server: Proc, ws_url: str, ids_file: Path, name: str, sockets: int) -
         if clients.ready(OPEN_TIMEOUT) != sockets:
             raise RuntimeError("not every websocket opened")
         held = steady_rss(server.pid)
-        added = sum(int(line.split()[1]) for line in clients.say(f"add {EXTRA_PER_SOCKET}"))
+        added = sum(int(line.split()[1]) for line in clients.say(f"add {EXTRA_PER_SOCKET}", OPEN_TIMEOUT))
         if added != sockets * EXTRA_PER_SOCKET:
             raise RuntimeError(f"only {added} extra subscriptions opened")
         extra = steady_rss(server.pid)

@@ -66,12 +66,12 @@ class Clients:
     def ready(self, timeout: float = 300) -> int:
         return sum(int(self._line(p, timeout).split()[1]) for p in self.procs)
 
-    def say(self, text: str) -> list[str]:
+    def say(self, text: str, timeout: float = 120) -> list[str]:
         for proc in self.procs:
             assert proc.popen.stdin is not None
             proc.popen.stdin.write(f"{text}\n".encode())
             proc.popen.stdin.flush()
-        return [self._line(p, 120) for p in self.procs]
+        return [self._line(p, timeout) for p in self.procs]
 
     def stop(self) -> None:
         for proc in self.procs:
