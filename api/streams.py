@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import replace
+from typing import TypeVar
 
 from core.cursors import EventCursor, to_micros
 from core.errors import JobNotFoundError
@@ -29,6 +30,7 @@ RESYNC_WINDOW_MICROS = 5_000_000
 DEDUP_MEMORY = 10_000
 
 Caller = Callable[[], Principal]
+T = TypeVar("T")
 
 
 def _not_found(job_id: JobId) -> JobNotFoundError:
@@ -53,16 +55,21 @@ async def _stored_changes(store: JobStore, job_id: JobId, after_version: int) ->
         yield current
 
 
-async def job_updates(service: JobService, caller: Caller, job_id: JobId) -> AsyncGenerator[Job, None]:
-    """The job as it is now, then every change in version order; ends after a terminal status."""
+async def job_updates(
+    service: JobService, caller: Caller, job_id: JobId, render: Callable[[Job], T]
+) -> AsyncGenerator[T, None]:
+    """The job as it is now, then every change in version order (each through ``render``); ends
+    after a terminal status. The resolver returns this generator itself, so no frame of its own
+    (nor the resolve info it would hold) stays alive per open subscription."""
     async with service.bus.subscribe([job_topic(job_id)]) as subscription:
         snapshot = await service.get(caller(), job_id)
         if snapshot is None:
             raise _not_found(job_id)
-        yield snapshot
+        yield render(snapshot)
         if snapshot.is_terminal:
             return
         payload, last = snapshot.payload, snapshot.version
+        del snapshot  # between events an open subscription keeps only the payload and the version
         # A live event is handled inline (this runs per event per subscriber); a Resync streams
         # the stored changes through the same checks.
         async for message in subscription:
@@ -70,7 +77,7 @@ async def job_updates(service: JobService, caller: Caller, job_id: JobId) -> Asy
                 job = message.job
                 if message.job_id != job_id or job.version <= last:
                     continue
-                yield _visible(caller, job_id, job, payload)
+                yield render(_visible(caller, job_id, job, payload))
                 last = job.version
                 if job.is_terminal:
                     return
@@ -78,7 +85,7 @@ async def job_updates(service: JobService, caller: Caller, job_id: JobId) -> Asy
                 async for job in _stored_changes(service.store, job_id, last):
                     if job.version <= last:
                         continue
-                    yield _visible(caller, job_id, job, payload)
+                    yield render(_visible(caller, job_id, job, payload))
                     last = job.version
                     if job.is_terminal:
                         return
@@ -130,9 +137,16 @@ class EventDeduplicator:
 
 
 async def job_event_feed(
-    service: JobService, caller: Caller, *, job_id: JobId | None, type: str | None, after: str | None
-) -> AsyncGenerator[JobEvent, None]:
-    """Events the caller may see (optionally of one job or type): stored ones after ``after``, then live."""
+    service: JobService,
+    caller: Caller,
+    render: Callable[[JobEvent], T],
+    *,
+    job_id: JobId | None,
+    type: str | None,
+    after: str | None,
+) -> AsyncGenerator[T, None]:
+    """Events the caller may see (optionally of one job or type), each through ``render``: stored
+    ones after ``after``, then live."""
     principal = caller()
     start = EventCursor.decode(after) if after else None
     if job_id is not None:
@@ -169,10 +183,10 @@ async def job_event_feed(
         seen = EventDeduplicator(start, floor=start if start is not None else subscribed_at)
         if start is not None:
             async for event in replay(start):
-                yield event
+                yield render(event)
         async for message in subscription:
             if isinstance(message, Resync):
                 async for event in replay(seen.resync_point()):
-                    yield event
+                    yield render(event)
             elif isinstance(message, JobEvent) and wanted(message) and seen.accept(message):
-                yield message
+                yield render(message)

@@ -1,9 +1,12 @@
-"""The ``Subscription`` root, over ``graphql-transport-ws``: ``jobUpdated`` and ``jobEvents``."""
+"""The ``Subscription`` root, over ``graphql-transport-ws``: ``jobUpdated`` and ``jobEvents``.
+
+The resolvers return the streams' generators rather than being generators themselves: one
+suspended generator (and no resolve info) per open subscription instead of two (fig. 7b).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
 
 import strawberry
 
@@ -22,17 +25,15 @@ class Subscription(FlowSubscriptions):
         "Emits the job as it is now, then every change in version order; "
         "completes after emitting a terminal status (COMPLETED, FAILED, CANCELLED)."
     )
-    async def job_updated(self, info: Info, id: strawberry.ID) -> AsyncGenerator[JobNode, None]:
+    def job_updated(self, info: Info, id: strawberry.ID) -> AsyncGenerator[JobNode, None]:
         context = info.context
-        async with aclosing(job_updates(context.service, lambda: context.principal, str(id))) as updates:
-            async for job in updates:
-                yield JobNode.of(job)
+        return job_updates(context.service, lambda: context.principal, str(id), JobNode.of)
 
     @described_subscription(
         "Live event feed, owner-scoped (admin: all). With `after`, first replays every "
         "stored event after that cursor, then goes live, with no gap and no duplicate."
     )
-    async def job_events(
+    def job_events(
         self,
         info: Info,
         job_id: strawberry.ID | None = None,
@@ -40,13 +41,11 @@ class Subscription(FlowSubscriptions):
         after: str | None = None,
     ) -> AsyncGenerator[JobEventNode, None]:
         context = info.context
-        feed = job_event_feed(
+        return job_event_feed(
             context.service,
             lambda: context.principal,
+            JobEventNode.of,
             job_id=str(job_id) if job_id is not None else None,
             type=type,
             after=after,
         )
-        async with aclosing(feed) as events:
-            async for event in events:
-                yield JobEventNode.of(event)

@@ -39,7 +39,7 @@ FIGURES = {
     "5": "fig_worker",
     "5b": "fig_progress",
     "6": "fig_subs",
-    "7": "fig_subs",
+    "7": "fig_memory",
     "8": "fig_http",
     "9": "fig_distributed",
     "12": "flows",

@@ -1,4 +1,4 @@
-"""Figures 6 and 7: many subscriptions on one API process (delivery delay, memory)."""
+"""Figure 6: many subscriptions on one API process (delivery delay); ``Clients`` for figure 7 too."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench.procs import PYTHON, CpuMeter, Proc, RedisServer, free_port, jobpulse, rss_kib, scratch_dir
+from bench.procs import PYTHON, CpuMeter, Proc, RedisServer, free_port, jobpulse, scratch_dir
 from bench.report import Row, percentile
 from bench.seed import submit_jobs
 
-__all__ = ["figure6", "figure7"]
+__all__ = ["Clients", "figure6", "write_ids"]
 
 CLIENT_PROCESSES = 4
 
@@ -66,19 +66,19 @@ class Clients:
     def ready(self, timeout: float = 300) -> int:
         return sum(int(self._line(p, timeout).split()[1]) for p in self.procs)
 
-    def say(self, text: str) -> list[str]:
+    def say(self, text: str, timeout: float = 120) -> list[str]:
         for proc in self.procs:
             assert proc.popen.stdin is not None
             proc.popen.stdin.write(f"{text}\n".encode())
             proc.popen.stdin.flush()
-        return [self._line(p, 120) for p in self.procs]
+        return [self._line(p, timeout) for p in self.procs]
 
     def stop(self) -> None:
         for proc in self.procs:
             proc.stop()
 
 
-def _ids_file(directory: Path, ids: list[str]) -> Path:
+def write_ids(directory: Path, ids: list[str]) -> Path:
     path = directory / "ids.json"
     path.write_text(json.dumps(ids))
     return path
@@ -140,7 +140,7 @@ def figure6() -> list[Row]:
     try:
         with scratch_dir("fig6") as data:
             ids = submit_jobs(data, SUBSCRIPTIONS_6)
-            ids_file = _ids_file(data, ids)
+            ids_file = write_ids(data, ids)
             port = free_port()
             bare = Proc("fig6-bare", [PYTHON, "-m", "bench.bare", "--port", str(port), "--redis", redis.url])
             try:
@@ -181,87 +181,3 @@ def figure6() -> list[Row]:
             f"5,000 subscriptions opened in {connect_seconds:.0f}s",
         )
     ]
-
-
-# -- figure 7 ---------------------------------------------------------------------------------
-SUBSCRIPTIONS_7 = 10_000
-SETTLE_SECONDS = 3
-RELEASE_WAIT_SECONDS = 10
-
-
-def _memory(
-    server: Proc, ws_url: str, ids_file: Path, name: str, bare: bool, deflate: bool
-) -> tuple[int, int, int]:
-    """RSS (KiB) before, with ``SUBSCRIPTIONS_7`` idle subscriptions, and after they closed."""
-    warm = Clients("hold", ws_url, ids_file, 200, f"{name}-warmup", bare, deflate)
-    warm.ready()
-    warm.say("close")
-    warm.stop()
-    time.sleep(SETTLE_SECONDS)
-    before = rss_kib(server.pid)
-    clients = Clients("hold", ws_url, ids_file, SUBSCRIPTIONS_7, name, bare, deflate)
-    try:
-        if clients.ready() != SUBSCRIPTIONS_7:
-            raise RuntimeError("not every subscription opened")
-        time.sleep(SETTLE_SECONDS)
-        held = rss_kib(server.pid)
-        clients.say("close")
-    finally:
-        clients.stop()
-    deadline = time.monotonic() + RELEASE_WAIT_SECONDS
-    after = rss_kib(server.pid)
-    while time.monotonic() < deadline and after > before * 1.05:
-        time.sleep(0.5)
-        after = rss_kib(server.pid)
-    return before, held, after
-
-
-def _memory_pair(
-    data: Path, ids_file: Path, deflate: bool
-) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
-    """(jobpulse, bare) RSS triples, each server fresh."""
-    tag = "deflate" if deflate else "plain"
-    port = free_port()
-    bare = Proc(f"fig7-bare-{tag}", [PYTHON, "-m", "bench.bare", "--port", str(port)])
-    try:
-        bare.wait_http(f"http://127.0.0.1:{port}/readyz")
-        base = _memory(bare, f"ws://127.0.0.1:{port}/idle", ids_file, f"fig7-bare-{tag}", True, deflate)
-    finally:
-        bare.stop()
-    server, url = jobpulse("api", f"fig7-jobpulse-{tag}", data)
-    try:
-        ours = _memory(
-            server, url.replace("http", "ws") + "/graphql", ids_file, f"fig7-jobpulse-{tag}", False, deflate
-        )
-    finally:
-        server.stop()
-    return ours, base
-
-
-def figure7() -> list[Row]:
-    rows = []
-    with scratch_dir("fig7") as data:
-        ids_file = _ids_file(data, submit_jobs(data, SUBSCRIPTIONS_7))
-        for deflate in (False, True):
-            (r0, r1, r2), (b0, b1, b2) = _memory_pair(data, ids_file, deflate)
-            per_sub = (r1 - r0) / SUBSCRIPTIONS_7
-            per_ws = (b1 - b0) / SUBSCRIPTIONS_7
-            back = r2 / r0
-            rows.append(
-                Row(
-                    "7" if not deflate else "7b",
-                    "resident memory per idle subscription (one websocket each), 10,000 open"
-                    + ("" if not deflate else "; clients offer permessage-deflate, as browsers do"),
-                    f"**{per_sub:.1f} KiB** each; RSS {r0 / 1024:.0f} → {r1 / 1024:.0f} → "
-                    f"**{r2 / 1024:.0f} MiB** "
-                    f"after they closed ({back:.2f}× the start)",
-                    f"bare Starlette websocket, same uvicorn: {per_ws:.1f} KiB each; RSS {b0 / 1024:.0f} → "
-                    f"{b1 / 1024:.0f} → {b2 / 1024:.0f} MiB",
-                    "≤ 16 KiB, and back within 5% after",
-                    per_sub <= 16 and back <= 1.05,
-                    "RSS read after a 200-subscription warm-up, then 3 s after the 10,000 opened, "
-                    "then up to 10 s "
-                    "after they closed",
-                )
-            )
-    return rows

@@ -4,7 +4,9 @@
 
 * ``hold``: open ``count`` subscriptions (``jobUpdated`` on one job each, one websocket each; with
   ``--bare``, a bare websocket on ``/idle``), print ``READY n``, hold them until a line ``close``
-  arrives on stdin, close them all, print ``CLOSED``.
+  arrives on stdin, close them all, print ``CLOSED``. A line ``add K`` first opens K more
+  ``jobUpdated`` subscriptions on each websocket (other jobs of the ids file), waits for each one's
+  snapshot and prints ``ADDED n`` (figure 7b: subscriptions sharing a websocket).
 * ``listen``: the same (``--bare``: ``/push``, sending the key), then record, for every message,
   receive time minus the publish time it carries; on ``report T0`` print one JSON line with the
   delays of messages published after T0 and exit.
@@ -55,6 +57,36 @@ async def open_graphql(url: str, job_id: str) -> ClientConnection:
     if first.get("type") != "next" or first["payload"].get("errors"):
         raise RuntimeError(f"subscription failed: {first}")
     return ws
+
+
+async def add_subscriptions(ws: ClientConnection, job_ids: list[str], first_id: int) -> int:
+    """Open one more ``jobUpdated`` per id on ``ws`` (operation ids from ``first_id``); wait for
+    every snapshot."""
+    waiting = set()
+    for n, job_id in enumerate(job_ids, start=first_id):
+        waiting.add(str(n))
+        payload = {"query": SUBSCRIBE, "variables": {"id": job_id}}
+        await ws.send(orjson.dumps({"id": str(n), "type": "subscribe", "payload": payload}).decode())
+    while waiting:
+        message = orjson.loads(await ws.recv())
+        if message.get("type") != "next" or message["payload"].get("errors"):
+            raise RuntimeError(f"subscription failed: {message}")
+        waiting.discard(message["id"])
+    return len(job_ids)
+
+
+async def add_all(args: argparse.Namespace, sockets: list[ClientConnection], more: int, added: int) -> int:
+    """``more`` subscriptions more on every socket, on jobs its first subscriptions do not watch."""
+    every: list[str] = args.ids_list
+    gate = asyncio.Semaphore(CONNECT_AT_ONCE)
+
+    async def add(n: int, ws: ClientConnection) -> int:
+        base = args.start + len(sockets) * (1 + added) + n * more
+        async with gate:
+            job_ids = [every[(base + k) % len(every)] for k in range(more)]
+            return await add_subscriptions(ws, job_ids, first_id=2 + added)
+
+    return sum(await asyncio.gather(*(add(n, ws) for n, ws in enumerate(sockets))))
 
 
 async def open_bare(url: str, key: str) -> ClientConnection:
@@ -111,7 +143,14 @@ async def main_async(args: argparse.Namespace) -> None:
                 received.append((stamp, now - stamp))
 
     listeners = [asyncio.create_task(listen(ws)) for ws in sockets] if args.mode == "listen" else []
+    added = 0
     while line := (await commands.readline()).decode().strip():
+        if line.startswith("add"):
+            more = int(line.split()[1])
+            count = await add_all(args, sockets, more, added)
+            added += more
+            print(f"ADDED {count}", flush=True)
+            continue
         if line == "close":
             for task in listeners:
                 task.cancel()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 from core.backends.bus.fanout import Fanout, FanoutSubscription
 from core.models import Job, JobEvent, JobEventKind, new_job_id
@@ -48,6 +50,33 @@ async def test_a_reader_cancelled_while_waiting_leaves_the_subscription_usable()
     subscription.put(event(1))  # nobody waits: buffered, no error
     again = aiter(subscription)
     assert await asyncio.wait_for(anext(again), WAIT) == event(1)
+
+
+class Watched(FanoutSubscription):
+    """A ``FanoutSubscription`` a test can hold a weak reference to."""
+
+    __slots__ = ("__weakref__",)
+
+
+async def test_a_subscription_that_left_is_freed_without_a_collection() -> None:
+    """A subscription whose reader took a message and that left the fan-out is freed by reference
+    counting alone (nothing of it waits for a cyclic collection or an async generator's finalizer)."""
+    fanout = Fanout()
+    subscription = Watched([job_topic("j1")])
+    fanout.add(subscription)
+    messages = aiter(subscription)
+    waiting = asyncio.ensure_future(anext(messages))
+    await asyncio.sleep(0)
+    fanout.deliver(job_topic("j1"), event(1))
+    assert await asyncio.wait_for(waiting, WAIT) == event(1)
+    fanout.remove(subscription)
+    gone = weakref.ref(subscription)
+    gc.disable()
+    try:
+        del subscription, messages, waiting
+        assert gone() is None
+    finally:
+        gc.enable()
 
 
 async def test_a_subscriber_that_falls_behind_gets_resync_instead_of_its_backlog() -> None:

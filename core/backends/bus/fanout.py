@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from core.ports import BusMessage, BusSubscription, Resync
@@ -22,9 +22,10 @@ DEFAULT_BUFFER = 1000
 class FanoutSubscription:
     """The messages of some topics, in arrival order, from the moment it was added.
 
-    A deque and, while its reader waits, one future: thousands of these live at once (one per
-    open subscription), so each holds as few objects as it can (``asyncio.Queue`` holds three
-    deques and an ``Event``), which keeps memory and every cyclic-GC pass small. One reader at
+    A deque and, while its reader waits, one future (and the coroutine awaiting it): thousands
+    of these live at once (one per open subscription), so each holds as few objects as it can
+    (``asyncio.Queue`` holds three deques and an ``Event``; an async generator, a frame), which
+    keeps memory and every cyclic-GC pass small. One reader at
     a time (every subscriber is one stream's task).
     """
 
@@ -48,16 +49,20 @@ class FanoutSubscription:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def __aiter__(self) -> AsyncIterator[BusMessage]:
+    def __aiter__(self) -> FanoutSubscription:
+        return self
+
+    async def __anext__(self) -> BusMessage:
+        # Its own iterator rather than an async generator: a suspended generator keeps a frame
+        # per open subscription; this keeps nothing between messages but the deque.
         buffer = self._buffer
-        while True:
-            while buffer:
-                yield buffer.popleft()
+        while not buffer:
             waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await waiter
             finally:
                 self._waiter = None
+        return buffer.popleft()
 
 
 class Fanout:
