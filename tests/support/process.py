@@ -51,7 +51,11 @@ class JobpulseProcess:
         )
         log.close()
         if self.port is not None:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except BaseException:
+                self.kill()  # the caller never gets this process to stop: do not leave it running
+                raise
         return self
 
     def wait_ready(self, timeout: float = 90.0) -> None:
