@@ -1,6 +1,8 @@
 """Flow control across real worker processes (DESIGN.md §8): three ``jobpulse worker`` processes never
-run more than a type's concurrency at once, measured by a local receiver the handlers call; a
-``kill -9``'d worker's slot frees within one lease. On both backends."""
+run more than a type's concurrency at once, measured by a local receiver the handlers call. On both
+backends. (A dead claim's slot coming back within its lease is tested in-process, in
+tests/workers/test_flow_control.py; the kill -9 variant across processes is an open question in
+issue 14.)"""
 
 from __future__ import annotations
 
@@ -141,33 +143,3 @@ async def test_three_worker_processes_never_exceed_a_concurrency_of_two(
     assert [job.status for job in done] == [JobStatus.COMPLETED] * 10
     assert receiver.most_inside == 2
     assert all(job.attempts == 1 for job in done)  # waiting on the limit used no attempt
-
-
-async def test_a_killed_workers_slot_frees_within_one_lease(
-    env: dict[str, str], tmp_path: Path, receiver: OverlapReceiver
-) -> None:
-    """kill -9 of the worker running the one job a limit of 1 allows: the next starts within a lease."""
-    async with service_for(env) as service:
-        assert service.controls is not None
-        await service.controls.set_limits("overlap_probe", {"concurrency": 1})
-        first = await submit(service, receiver, "first", block_first_attempt=True)
-        workers = start_workers(env, tmp_path, 2)
-        try:
-            assert await asyncio.to_thread(receiver.first_entered.wait, 90), "the first job never started"
-            second = await submit(service, receiver, "second", seconds=0.1)
-            running = await service.store.get(first.id)
-            assert running is not None and running.lease_owner is not None
-            pid = int(running.lease_owner.split(":")[1])
-            (holder,) = [w for w in workers if w.proc is not None and w.proc.pid == pid]
-            killed_at = time.monotonic()
-            holder.kill()
-            done = await settled(service, [first, second])
-        finally:
-            for worker in workers:
-                worker.terminate()
-    assert [job.status for job in done] == [JobStatus.COMPLETED] * 2
-    later = [at for at, _tag, _attempt in receiver.entered[1:]]
-    # The slot was the dead claim's until its lease ended (at most LEASE after the kill), then the
-    # next claim took it after a hold delay: well within a second lease.
-    assert later and all(at >= killed_at for at in later)  # nothing else started while it held the slot
-    assert later[0] - killed_at < 2 * LEASE + 2, later[0] - killed_at
