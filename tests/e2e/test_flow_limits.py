@@ -1,21 +1,19 @@
 """Flow control across real worker processes (DESIGN.md §8): three ``jobpulse worker`` processes never
 run more than a type's concurrency at once, measured by a local receiver the handlers call. On both
 backends. (A dead claim's slot coming back within its lease is tested in-process, in
-tests/workers/test_flow_control.py; the kill -9 variant across processes is an open question in
-issue 14.)"""
+tests/workers/test_flow_control.py; the kill -9 variant across processes, removed in 602acef, is an
+open question in issue 14: restore it from that commit's parent.)"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from core.backends import open_backends
@@ -29,7 +27,6 @@ from workers.registry import load_registry
 pytestmark = pytest.mark.timeout(240)
 
 ADMIN = Principal("e2e", "admin")
-LEASE = 3.0  # the probe type's lease
 
 
 class OverlapReceiver:
@@ -38,20 +35,16 @@ class OverlapReceiver:
     def __init__(self) -> None:
         self.inside = 0
         self.most_inside = 0
-        self.entered: list[tuple[float, str, int]] = []
-        self.first_entered = threading.Event()
         lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                self.rfile.read(int(self.headers["Content-Length"]))  # the body (tag, attempt) is not needed
                 with lock:
                     if self.path == "/enter":
                         receiver.inside += 1
                         receiver.most_inside = max(receiver.most_inside, receiver.inside)
-                        receiver.entered.append((time.monotonic(), body["tag"], body["attempt"]))
-                        receiver.first_entered.set()
                     else:
                         receiver.inside -= 1
                 self.send_response(204)
