@@ -103,7 +103,8 @@ class WorkerSide(WritePath):
         now = self.clock()
         took = False
         if job.decide_claim(now) is ClaimDecision.RUN:
-            took = await controls.take(job, now + timedelta(seconds=lease_seconds), now)
+            lease = self._claim_lease(job, lease_seconds, None, now)
+            took = await controls.take(job, now + timedelta(seconds=lease), now)
         try:
             written = await self._write(job_id, decide, current=job)
         except BaseException:
@@ -210,6 +211,20 @@ class WorkerSide(WritePath):
         await shielded(asyncio.ensure_future(self._publish_all(events)))
         return results
 
+    def _claim_lease(
+        self, job: Job, lease_seconds: float, leased_from: datetime | None, now: datetime
+    ) -> float:
+        """How long a claim made ``now`` holds: ``lease_seconds`` from ``leased_from`` (the message's
+        invisibility), and never longer than the job type's own lease. A worker that dies before its
+        first heartbeat then holds the job, and the slots its claim took, no longer than its type's
+        lease: a 3 s type is free again in 3 s, not in the queue's 30."""
+        lease = lease_seconds
+        if leased_from is not None:
+            lease = max(0.0, lease_seconds - (now - leased_from).total_seconds())
+        if job.type in self.registry:
+            lease = min(lease, self.registry.get(job.type).lease_for(self.settings))
+        return lease
+
     def _claim_decider(
         self, worker_id: str, lease_seconds: float, leased_from: datetime | None
     ) -> tuple[Decide, DecisionBox]:
@@ -220,10 +235,7 @@ class WorkerSide(WritePath):
             now = self.clock()
             decision[0] = job.decide_claim(now)
             if decision[0] is ClaimDecision.RUN:
-                lease = lease_seconds
-                if leased_from is not None:
-                    lease = max(0.0, lease_seconds - (now - leased_from).total_seconds())
-                new = job.claimed(worker_id, now, lease)
+                new = job.claimed(worker_id, now, self._claim_lease(job, lease_seconds, leased_from, now))
                 if new.enqueued_at is None:
                     # A message brought it here, whatever the store says: a claim may read the job
                     # before its sender marked it sent, and write that back. Left unmarked, a job

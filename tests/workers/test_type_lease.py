@@ -79,3 +79,36 @@ async def test_a_running_job_holds_its_types_lease(service: JobService, tmp_path
         until.touch()
         stop.set()
         await worker
+
+
+SHORT_LEASE = 2.0
+
+
+@pytest.fixture(params=BACKENDS)
+async def short_lease_service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobService]:
+    """A service whose ``hold`` type leases for 2 s, far below the queue's 30 s."""
+    async with service_on(request, tmp_path, type_lease_seconds=f"hold={SHORT_LEASE:g}") as service:
+        await service.queue.ensure_queues(["hold"])
+        service.registry = JobTypeRegistry([*service.registry, *HOLD_TYPES])
+        yield service
+
+
+async def test_a_claim_takes_a_shorter_type_lease_at_once(
+    short_lease_service: JobService, tmp_path: Path
+) -> None:
+    """The claim itself, not the first heartbeat, takes the type's lease: a worker that dies between
+    the two holds the job (and any concurrency slot) for 2 s, not for the queue's 30."""
+    service = short_lease_service
+    payload = {"until": str(tmp_path / "until"), "journal": str(tmp_path / "journal")}
+    job = await service.submit(ALICE, SubmitRequest("hold", payload))
+    claimed: list[object] = []
+    deadline = time.monotonic() + WAIT
+    while not claimed:
+        assert time.monotonic() < deadline, "the job was never delivered"
+        claimed = list(
+            await service.receive_claims(["hold"], 1, 1.0, "w1:1", service.settings.visibility_timeout)
+        )
+    current = await service.store.get(job.id)
+    assert current is not None and current.status is JobStatus.PROCESSING and current.lease_until is not None
+    held = (current.lease_until - service.clock()).total_seconds()
+    assert 0 < held <= SHORT_LEASE
