@@ -14,6 +14,7 @@ import asyncio
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -328,3 +329,13 @@ def enqueue_in(conn: sqlite3.Connection, job: Job, visible_us: int) -> None:
 def ack_in(conn: sqlite3.Connection, delivery: Delivery) -> None:
     """Delete ``delivery``'s message unless it was received again since."""
     conn.execute("DELETE FROM queue WHERE job_id = ? AND receipt = ?", (delivery.job_id, delivery.receipt))
+
+
+def hide_in(conn: sqlite3.Connection, delivery: Delivery, seconds: float) -> None:
+    """Hide ``delivery``'s message for ``seconds`` from now (not the take's whole visibility), unless it
+    was received again since."""
+    until = time.time_ns() // 1000 + int(seconds * 1e6)
+    conn.execute(
+        "UPDATE queue SET visible_us = ? WHERE job_id = ? AND receipt = ?",
+        (until, delivery.job_id, delivery.receipt),
+    )

@@ -17,12 +17,15 @@ class OverlapPayload(BaseModel):
     url: str
     tag: str
     seconds: float = 0.3
+    block_first_attempt: bool = False  # the first attempt never ends (its worker is killed)
 
 
 async def overlap_probe(ctx: JobContext, payload: OverlapPayload) -> JSONValue:
     async with httpx.AsyncClient(timeout=10) as client:
         await client.post(f"{payload.url}/enter", json={"tag": payload.tag, "attempt": ctx.attempt})
         try:
+            if payload.block_first_attempt and ctx.attempt == 1:
+                await asyncio.Event().wait()  # until the worker is killed
             await asyncio.sleep(payload.seconds)  # the work whose overlaps are measured
         finally:
             await client.post(f"{payload.url}/leave", json={"tag": payload.tag, "attempt": ctx.attempt})

@@ -1,19 +1,19 @@
 """Flow control across real worker processes (DESIGN.md §8): three ``jobpulse worker`` processes never
-run more than a type's concurrency at once, measured by a local receiver the handlers call. On both
-backends. (A dead claim's slot coming back within its lease is tested in-process, in
-tests/workers/test_flow_control.py; the kill -9 variant across processes, removed in 602acef, is an
-open question in issue 14: restore it from that commit's parent.)"""
+run more than a type's concurrency at once, measured by a local receiver the handlers call; a
+``kill -9``'d worker's slot frees within one lease. On both backends."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from core.backends import open_backends
@@ -27,6 +27,7 @@ from workers.registry import load_registry
 pytestmark = pytest.mark.timeout(240)
 
 ADMIN = Principal("e2e", "admin")
+LEASE = 3.0  # the probe type's lease
 
 
 class OverlapReceiver:
@@ -35,16 +36,20 @@ class OverlapReceiver:
     def __init__(self) -> None:
         self.inside = 0
         self.most_inside = 0
+        self.entered: list[tuple[float, str, int]] = []
+        self.first_entered = threading.Event()
         lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["Content-Length"]))  # the body (tag, attempt) is not needed
+                body = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with lock:
                     if self.path == "/enter":
                         receiver.inside += 1
                         receiver.most_inside = max(receiver.most_inside, receiver.inside)
+                        receiver.entered.append((time.monotonic(), body["tag"], body["attempt"]))
+                        receiver.first_entered.set()
                     else:
                         receiver.inside -= 1
                 self.send_response(204)
@@ -136,3 +141,37 @@ async def test_three_worker_processes_never_exceed_a_concurrency_of_two(
     assert [job.status for job in done] == [JobStatus.COMPLETED] * 10
     assert receiver.most_inside == 2
     assert all(job.attempts == 1 for job in done)  # waiting on the limit used no attempt
+
+
+async def test_a_killed_workers_slot_frees_within_one_lease(
+    env: dict[str, str], tmp_path: Path, receiver: OverlapReceiver
+) -> None:
+    """kill -9 of the worker running the one job a limit of 1 allows: the next starts within a lease.
+
+    The next job is submitted after the kill, so that only the survivor can receive it: a message
+    the dying worker had received stays hidden for the queue's 30 s visibility on SQS, which is the
+    queue's rule, not the slot's."""
+    async with service_for(env) as service:
+        assert service.controls is not None
+        await service.controls.set_limits("overlap_probe", {"concurrency": 1})
+        first = await submit(service, receiver, "first", block_first_attempt=True)
+        workers = start_workers(env, tmp_path, 2)
+        try:
+            assert await asyncio.to_thread(receiver.first_entered.wait, 90), "the first job never started"
+            running = await service.store.get(first.id)
+            assert running is not None and running.lease_owner is not None
+            pid = int(running.lease_owner.split(":")[1])
+            (holder,) = [w for w in workers if w.proc is not None and w.proc.pid == pid]
+            killed_at = time.monotonic()
+            holder.kill()
+            second = await submit(service, receiver, "second", seconds=0.1)
+            done = await settled(service, [first, second])
+        finally:
+            for worker in workers:
+                worker.terminate()
+    assert [job.status for job in done] == [JobStatus.COMPLETED] * 2
+    later = [at for at, _tag, _attempt in receiver.entered[1:]]
+    # The slot was the dead claim's until its lease ended (at most LEASE after the kill, the claim
+    # itself taking the type's lease), then the next claim took it after a hold delay or two.
+    assert later and all(at >= killed_at for at in later)  # nothing else started while it held the slot
+    assert later[0] - killed_at < 2 * LEASE + 2, later[0] - killed_at

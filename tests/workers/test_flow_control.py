@@ -13,9 +13,10 @@ import pytest
 
 from api.metrics import JobMetrics
 from core.controls import FlowControl
-from core.flow_control import HoldReason
+from core.flow_control import HeldError, HoldReason
 from core.models import Job, JobStatus
 from core.service import JobService
+from core.service_worker import ClaimResult
 from tests.workers.conftest import MakeService, reload, submit
 from tests.workers.jobtypes import PROBES, Probe
 from workers.runtime import Worker
@@ -172,7 +173,9 @@ async def test_a_dead_claims_slot_frees_within_one_lease(
     probe("dead")
     await controls(service).set_limits("gated_short_lease", {"concurrency": 1})
     first = await submit(service, "gated_short_lease", {"probe": "dead", "tag": "dead"})
-    claimed = await service.claim(first.id, "ghost", 2.0)  # then the "worker" is gone
+    # Claimed as a worker claims (the queue's 30 s lease asked for), then the "worker" is gone before
+    # its first heartbeat: the claim itself took the type's 2 s lease.
+    claimed = await service.claim(first.id, "ghost", service.settings.visibility_timeout)
     assert claimed.claim is not None and claimed.job is not None and claimed.job.lease_until is not None
     lease_until = claimed.job.lease_until
     second = await submit(service, "gated_short_lease", {"probe": "dead", "tag": "second"})
@@ -182,6 +185,28 @@ async def test_a_dead_claims_slot_frees_within_one_lease(
     # Held while the dead claim's lease lasted, started soon after it ended (a hold delay or two).
     assert done.started_at >= lease_until
     assert done.started_at - lease_until < timedelta(seconds=4), done.started_at - lease_until
+
+
+@pytest.mark.parametrize("make_service", ["embedded"], indirect=True)
+async def test_a_held_message_whose_worker_died_is_back_after_the_hold_not_the_lease(
+    make_service: MakeService,
+) -> None:
+    """Embedded only: its queue is the store, so the take that found a claim held hides the message for
+    the hold's delay in the same commit, and a worker that dies before releasing it costs a hold, not
+    a lease. (SQS hides a received message for the receive's visibility whatever the claim finds: a
+    dead worker's messages are back within the 30 s lease, as any other.)"""
+    service = await make_service()
+    await controls(service).set_limits("gated", {"concurrency": 1})
+    visibility = service.settings.visibility_timeout
+    first = await submit(service, "gated", {"probe": "held", "tag": "first"})
+    ((delivery, claimed),) = await service.receive_claims(["gated"], 1, 5.0, "holder", visibility)
+    assert delivery.job_id == first.id and isinstance(claimed, ClaimResult) and claimed.claim is not None
+    second = await submit(service, "gated", {"probe": "held", "tag": "second"})
+    for _ in range(2):  # held and never released (its worker "died"), then back within a hold
+        taken = await service.receive_claims(["gated"], 1, 5.0, "dying", visibility)
+        assert taken, "the held message was not back within 5 s"
+        ((delivery, outcome),) = taken
+        assert delivery.job_id == second.id and isinstance(outcome, HeldError)
 
 
 async def test_pause_stops_new_starts_lets_running_jobs_finish_and_keeps_submits(

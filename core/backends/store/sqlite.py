@@ -19,9 +19,18 @@ from core.backends.codec import (
     job_to_dict,
     loads,
 )
-from core.backends.sqlite_db import ENQUEUE, SqliteDatabase, ack_in, enqueue_in, queue_row, visible_us
+from core.backends.sqlite_db import (
+    ENQUEUE,
+    SqliteDatabase,
+    ack_in,
+    enqueue_in,
+    hide_in,
+    queue_row,
+    visible_us,
+)
 from core.cursors import EventCursor, JobCursor, to_micros
 from core.errors import BackendUnavailableError, ConflictError, JobNotFoundError
+from core.flow_control import HeldError
 from core.jobcopy import copy_job
 from core.models import Job, JobEvent, JobEventKind, JobId, JobStatus, JSONValue
 from core.ports import Decide, Delivery, JobFilter, StoreStats, TypeCounts
@@ -314,6 +323,10 @@ class SqliteJobStore:
                 conn.execute("RELEASE decide")
                 if isinstance(exc, sqlite3.Error):
                     return BackendUnavailableError(f"SQLite write failed: {exc}")
+                if isinstance(exc, HeldError):
+                    # Held by its type's limits: hidden for the hold's delay only, in this commit, so a
+                    # worker that dies before it releases the message does not keep it for a lease.
+                    hide_in(conn, delivery, exc.retry_after)
                 return exc
             conn.execute("RELEASE decide")
             return outcome
