@@ -14,6 +14,7 @@ from core.errors import BackendUnavailableError, UnknownJobTypeError, UserFacing
 from core.models import JobStatus, Principal
 from core.ports import JobFilter
 from core.schedules import OverlapPolicy, ScheduleInput, ScheduleService, ScheduleStore
+from core.schedules import service as service_module
 from core.schedules.service import job_request, tick_key
 from tests.support.schedules import Clock, schedules_on
 from tests.support.services import BACKENDS
@@ -63,6 +64,24 @@ async def test_each_due_tick_submits_one_job(schedules: ScheduleService, clock: 
     stored = await schedules.get(ALICE, schedule.id)
     assert stored is not None and stored.last_job_id is not None
     assert stored.next_run_at == datetime(2030, 1, 1, 12, 0, 4, tzinfo=UTC)
+
+
+async def test_a_round_bigger_than_a_chunk_takes_every_due_tick_once(
+    schedules: ScheduleService, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round is taken in chunks (the loop given back between them): every due schedule still
+    fires once, in one round, and moves to its next tick."""
+    monkeypatch.setattr(service_module, "ROUND_CHUNK", 3)
+    made = [
+        await schedules.create(ALICE, every_second(f"s{i}", overlap=OverlapPolicy.ALLOW)) for i in range(7)
+    ]
+    clock.advance(1)
+    outcomes = await schedules.run_due()
+    assert sorted(o.schedule.name for o in outcomes) == [f"s{i}" for i in range(7)]
+    assert {o.outcome for o in outcomes} == {"fired"}
+    for schedule in made:
+        assert len(await jobs_of(schedules, schedule.id)) == 1
+    assert await schedules.run_due() == []
 
 
 async def test_concurrent_takers_make_one_job_per_tick(schedules: ScheduleService, clock: Clock) -> None:
