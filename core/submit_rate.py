@@ -5,6 +5,11 @@ set (one count for every API process), in memory otherwise (the embedded mode's 
 batch takes all its jobs' worth at once or nothing. If Redis does not answer, submits are let
 through (fail open) with a warning at most every ``WARN_EVERY_SECONDS``: a limiter that stops
 all work while its counter is down protects nothing.
+
+In Redis, a subject's submits that come while one of its counts is in flight are counted together,
+by one hit of their summed cost (``GroupCommit``): one round trip for many submits under load. A
+summed hit that is refused is taken again submit by submit, in order, so each gets the answer it
+would have had alone.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from redis.asyncio import ConnectionPool
 
 from core.errors import RateLimitedError
+from core.group_commit import GroupCommit
 from core.settings import Settings
 
 __all__ = ["SubmitRateLimit", "parse_rate_limit"]
@@ -27,6 +33,8 @@ __all__ = ["SubmitRateLimit", "parse_rate_limit"]
 log = structlog.get_logger("jobpulse.ratelimit")
 
 WARN_EVERY_SECONDS = 30.0
+#: most submits counted by one Redis hit
+HIT_BATCH = 256
 #: ``100/1s``'s short units, as ``limits`` spells them
 _UNITS = {"s": "second", "sec": "second", "m": "minute", "min": "minute", "h": "hour", "d": "day"}
 _SHORT = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d*)\s*([a-z]+)\s*$", re.IGNORECASE)
@@ -61,6 +69,9 @@ class SubmitRateLimit:
         self._pool = pool
         self._limiter = SlidingWindowCounterRateLimiter(storage)
         self._warned_at = -math.inf
+        self._hits: GroupCommit[str, int, None] | None = None
+        if pool is not None:  # a round trip a count: share them (in memory a count costs less than that)
+            self._hits = GroupCommit(self._hit_together, HIT_BATCH)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SubmitRateLimit | None:
@@ -82,6 +93,8 @@ class SubmitRateLimit:
 
     async def close(self) -> None:
         """Let the Redis connections go (nothing to do in memory)."""
+        if self._hits is not None:
+            await self._hits.drain()
         if self._pool is not None:
             await self._pool.disconnect()
 
@@ -99,17 +112,48 @@ class SubmitRateLimit:
                 f"{count} jobs in one call is more than the limit of {self.item}; send smaller batches",
                 retry_after_seconds=period,
             )
+        if self._hits is not None:
+            await self._hits.run(subject, count)
+            return
+        refused = await self._hit(subject, count)
+        if refused is not None:
+            raise refused
+
+    async def _hit(self, subject: str, count: int) -> RateLimitedError | None:
+        """Count ``count`` submits of ``subject``: ``None`` if taken (or not counted: fail open)."""
         try:
             if await self._limiter.hit(self.item, subject, cost=count):
-                return
+                return None
             stats = await self._limiter.get_window_stats(self.item, subject)
         except Exception as exc:  # the counter is down: let work through (fail open)
             self._warn(exc)
-            return
+            return None
         wait = max(0.001, stats.reset_time - time.time())
-        raise RateLimitedError(
+        return RateLimitedError(
             f"more than {self.item} submitted; try again in {wait:.1f} s", retry_after_seconds=wait
         )
+
+    async def _hit_together(self, subject: str, counts: list[int]) -> list[None | BaseException]:
+        """``GroupCommit``'s batch: one hit for all of ``counts`` if they fit, else one each, in order
+        (a count as big as one just refused is refused with it, without asking again)."""
+        if (
+            len(counts) > 1
+            and sum(counts) <= self.item.amount
+            and await self._hit(subject, sum(counts)) is None
+        ):
+            return [None] * len(counts)
+        outcomes: list[None | BaseException] = []
+        refused: RateLimitedError | None = None
+        refused_count = math.inf
+        for count in counts:
+            if count < refused_count:
+                answer = await self._hit(subject, count)
+                if answer is not None:
+                    refused, refused_count = answer, count
+                outcomes.append(answer)
+            else:
+                outcomes.append(refused)
+        return outcomes
 
     def _warn(self, exc: Exception) -> None:
         now = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,17 @@ async def test_a_submit_over_the_limit_is_rate_limited_and_creates_nothing(serve
     assert refused["code"] == "RATE_LIMITED"
     assert 0 < refused["retryAfterSeconds"] <= 86_400
     assert refused["field"] is None
+    assert await stored(server) == 3
+
+
+async def test_concurrent_submits_take_exactly_the_limit(server: Server) -> None:
+    """Nine submits at once, with room for three: three jobs, six RATE_LIMITED (in Redis they are
+    counted together while a count is in flight, and one by one when the sum does not fit)."""
+    answers = await asyncio.gather(*(submit(server) for _ in range(9)))
+    assert (
+        sorted("id" if "id" in answer else answer["code"] for answer in answers)
+        == ["RATE_LIMITED"] * 6 + ["id"] * 3
+    )
     assert await stored(server) == 3
 
 

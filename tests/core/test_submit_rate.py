@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import uuid
 
 import pytest
 import structlog
@@ -61,3 +63,27 @@ async def test_the_limit_fails_open_when_redis_does_not_answer() -> None:
     warnings = [entry for entry in logs if entry["log_level"] == "warning"]
     assert len(warnings) == 1
     assert "let through" in warnings[0]["event"]
+
+
+async def test_submits_counted_together_in_redis_get_the_answers_they_would_have_had_alone(
+    redis_url: str,
+) -> None:
+    """Takes made while one is in flight are counted by one hit; when their sum does not fit, they
+    are taken one by one, in order: 2, then 2+2+1 against a room of 3 gives yes, yes, no, yes."""
+    settings = Settings(rate_limit="5/day", redis_url=redis_url, redis_channel_prefix=f"t{uuid.uuid4().hex}:")
+    limit = SubmitRateLimit.from_settings(settings)
+    assert limit is not None
+    try:
+        answers = await asyncio.gather(
+            *(limit.take("alice", n) for n in (2, 2, 2, 1)), return_exceptions=True
+        )
+        assert [type(answer).__name__ for answer in answers] == [
+            "NoneType",
+            "NoneType",
+            "RateLimitedError",
+            "NoneType",
+        ]
+        with pytest.raises(RateLimitedError):
+            await limit.take("alice")  # all five taken
+    finally:
+        await limit.close()
