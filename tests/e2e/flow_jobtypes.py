@@ -1,4 +1,8 @@
-"""A job type for the flow control end-to-end tests: it tells a local receiver when it enters and leaves."""
+"""Job types for the flow control end-to-end tests: they tell a local receiver when they enter and leave.
+
+Three types with one handler, so that one set of worker processes can hold three kinds of limit at
+once: ``overlap_probe`` (a concurrency, set by the test), ``key_probe`` (one at a time per
+``concurrencyKey``, declared) and ``rate_probe`` (starts a second, set by the test)."""
 
 from __future__ import annotations
 
@@ -34,11 +38,12 @@ async def overlap_probe(ctx: JobContext, payload: OverlapPayload) -> JSONValue:
 
 JOB_TYPES = [
     JobType(
-        "overlap_probe",
+        name,
         "Reports its start and end to a local receiver.",
         OverlapPayload,
         overlap_probe,
         timeout_seconds=120,
         lease_seconds=3.0,
-    ),
+    )
+    for name in ("overlap_probe", "key_probe", "rate_probe")
 ]

@@ -1,12 +1,14 @@
-"""Flow control across real worker processes (DESIGN.md §8): three ``jobpulse worker`` processes never
-run more than a type's concurrency at once, measured by a local receiver the handlers call; a
-``kill -9``'d worker's slot frees within one lease. On both backends."""
+"""Flow control across real worker processes (DESIGN.md §8), on both backends: three ``jobpulse
+worker`` processes hold a concurrency limit, a key limit (in priority then submit order) and a rate
+limit at once, measured by a local receiver the handlers call; a ``kill -9``'d worker's slot frees
+within one lease."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,11 +33,12 @@ LEASE = 3.0  # the probe type's lease
 
 
 class OverlapReceiver:
-    """A local HTTP server: handlers POST /enter and /leave; it records how many were inside at once."""
+    """A local HTTP server: handlers POST /enter and /leave; it records when each entered and how many
+    of each group (a tag's part before ``:``) were inside at once."""
 
     def __init__(self) -> None:
-        self.inside = 0
-        self.most_inside = 0
+        self.inside: Counter[str] = Counter()
+        self.most_inside: Counter[str] = Counter()
         self.entered: list[tuple[float, str, int]] = []
         self.first_entered = threading.Event()
         lock = threading.Lock()
@@ -44,14 +47,15 @@ class OverlapReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                group = body["tag"].split(":")[0]
                 with lock:
                     if self.path == "/enter":
-                        receiver.inside += 1
-                        receiver.most_inside = max(receiver.most_inside, receiver.inside)
+                        receiver.inside[group] += 1
+                        receiver.most_inside[group] = max(receiver.most_inside[group], receiver.inside[group])
                         receiver.entered.append((time.monotonic(), body["tag"], body["attempt"]))
                         receiver.first_entered.set()
                     else:
-                        receiver.inside -= 1
+                        receiver.inside[group] -= 1
                 self.send_response(204)
                 self.end_headers()
 
@@ -60,6 +64,10 @@ class OverlapReceiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def starts(self, group: str) -> list[tuple[float, str]]:
+        """When each handler of ``group`` entered, and its tag, in order."""
+        return [(at, tag) for at, tag, _ in self.entered if tag.split(":")[0] == group]
 
     @property
     def url(self) -> str:
@@ -103,8 +111,9 @@ async def service_for(env: dict[str, str]) -> AsyncIterator[JobService]:
 
 
 def start_workers(env: dict[str, str], tmp_path: Path, count: int) -> list[JobpulseProcess]:
+    types = "overlap_probe,key_probe,rate_probe"
     return [
-        JobpulseProcess(["worker", "--types", "overlap_probe"], env, tmp_path / f"worker{i}.log").start()
+        JobpulseProcess(["worker", "--types", types], env, tmp_path / f"worker{i}.log").start()
         for i in range(count)
     ]
 
@@ -119,28 +128,60 @@ async def settled(service: JobService, jobs: list[Job], seconds: float = 120) ->
             await asyncio.sleep(0.1)
 
 
-async def submit(service: JobService, receiver: OverlapReceiver, tag: str, **payload: Any) -> Job:
-    request = SubmitRequest(type="overlap_probe", payload={"url": receiver.url, "tag": tag, **payload})
-    return await service.submit(ADMIN, request)
+async def submit(
+    service: JobService, receiver: OverlapReceiver, tag: str, type: str = "overlap_probe", **options: Any
+) -> Job:
+    payload: dict[str, Any] = {"url": receiver.url, "tag": tag}
+    for name in ("seconds", "block_first_attempt"):
+        if name in options:
+            payload[name] = options.pop(name)
+    return await service.submit(ADMIN, SubmitRequest(type=type, payload=payload, **options))
 
 
-async def test_three_worker_processes_never_exceed_a_concurrency_of_two(
+async def test_three_worker_processes_hold_a_concurrency_a_key_and_a_rate_limit(
     env: dict[str, str], tmp_path: Path, receiver: OverlapReceiver
 ) -> None:
-    """Three worker processes with room for twelve: the receiver never sees more than two inside."""
+    """Three worker processes with room for twelve each, three types limited at once: never more than
+    two ``overlap_probe`` inside; one ``key_probe`` of a key at a time, in priority then submit order;
+    never more than 5 ``rate_probe`` starts in any second (+1 for the clock edges: the receiver sees a
+    start a little after its claim)."""
     async with service_for(env) as service:
-        assert service.controls is not None
-        await service.controls.set_limits("overlap_probe", {"concurrency": 2})
-        jobs = [await submit(service, receiver, str(i), seconds=0.4) for i in range(10)]
+        controls = service.controls
+        assert controls is not None
+        await controls.set_limits("overlap_probe", {"concurrency": 2})
+        await controls.set_limits("rate_probe", {"rate_limit": 5, "rate_period_seconds": 1.0})
+        jobs = [await submit(service, receiver, f"overlap:{i}", seconds=0.4) for i in range(10)]
+        priorities = [0, 5, 0, 9, 5]
+        for i, priority in enumerate(priorities):
+            jobs.append(
+                await submit(
+                    service,
+                    receiver,
+                    f"key:{i}",
+                    "key_probe",
+                    seconds=0.1,
+                    priority=priority,
+                    concurrency_key="c1",
+                )
+            )
+        jobs += [await submit(service, receiver, f"rate:{i}", "rate_probe", seconds=0) for i in range(12)]
         workers = start_workers(env, tmp_path, 3)
         try:
             done = await settled(service, jobs)
         finally:
             for worker in workers:
                 worker.terminate()
-    assert [job.status for job in done] == [JobStatus.COMPLETED] * 10
-    assert receiver.most_inside == 2
-    assert all(job.attempts == 1 for job in done)  # waiting on the limit used no attempt
+    assert [job.status for job in done] == [JobStatus.COMPLETED] * len(jobs)
+    assert all(job.attempts == 1 for job in done)  # waiting on a limit used no attempt
+    assert receiver.most_inside["overlap"] == 2
+    assert receiver.most_inside["key"] == 1
+    by_priority = sorted(range(len(priorities)), key=lambda i: (-priorities[i], i))
+    assert [tag for _, tag in receiver.starts("key")] == [f"key:{i}" for i in by_priority]
+    rate_starts = [at for at, _ in receiver.starts("rate")]
+    assert len(rate_starts) == 12
+    for i, first in enumerate(rate_starts):
+        assert len([at for at in rate_starts[i:] if at - first < 1.0]) <= 6
+    assert rate_starts[-1] - rate_starts[0] >= 1.5  # 12 starts at 5 a second take about 2 s
 
 
 async def test_a_killed_workers_slot_frees_within_one_lease(
