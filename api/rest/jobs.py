@@ -55,4 +55,8 @@ async def job_json(service: JobService, job: Job) -> dict[str, object]:
         "completedAt": job.completed_at,
         "payloadUrl": await service.blobs.url(job.payload),
         "resultUrl": await service.blobs.url(job.result),
+        "dependsOn": list(job.depends_on),
+        "flowId": job.flow_id,
+        "scheduleId": job.schedule_id,
+        "concurrencyKey": job.concurrency_key,
     }

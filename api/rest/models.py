@@ -7,11 +7,12 @@ job is answered with ``Job``'s fields at the top level.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
-from core.models import JobStatus
+from core.models import DependencyFailure, JobStatus
 from core.submission import SubmitRequest
 
 __all__ = [
@@ -46,6 +47,19 @@ class SubmitJobBody(_Camel):
         description="same owner + key within 24 h returns the first job, no new one "
         "(the Idempotency-Key header, when sent, wins)",
     )
+    depends_on: list[str] | None = Field(
+        default=None, description="ids of jobs of the same owner it waits for (WAITING until they are final)"
+    )
+    on_dependency_failure: Literal["FAIL", "RUN"] = Field(
+        default="FAIL", description="when a dependency ends FAILED or CANCELLED: fail too, or run anyway"
+    )
+    expires_in_seconds: int | None = Field(
+        default=None,
+        description='not started within this many seconds of becoming due: CANCELLED, error "expired"',
+    )
+    concurrency_key: str | None = Field(
+        default=None, description="jobs of the type with the same key run at most concurrencyPerKey at once"
+    )
 
     def to_request(self, idempotency_key: str | None) -> SubmitRequest:
         return SubmitRequest(
@@ -56,6 +70,10 @@ class SubmitJobBody(_Camel):
             max_attempts=self.max_attempts,
             timeout_seconds=self.timeout_seconds,
             idempotency_key=idempotency_key if idempotency_key is not None else self.idempotency_key,
+            depends_on=tuple(self.depends_on or ()),
+            on_dependency_failure=DependencyFailure(self.on_dependency_failure),
+            expires_in_seconds=self.expires_in_seconds,
+            concurrency_key=self.concurrency_key,
         )
 
 
@@ -85,6 +103,10 @@ class JobBody(_Camel):
     completed_at: datetime | None
     payload_url: str | None = Field(description="a presigned URL of the payload when it is kept in S3")
     result_url: str | None = Field(description="a presigned URL of the result when it is kept in S3")
+    depends_on: list[str] = Field(description="ids of the jobs it waits for")
+    flow_id: str | None = Field(description="the flow it belongs to (submitFlow), if any")
+    schedule_id: str | None = Field(description="the schedule that submitted it, if any")
+    concurrency_key: str | None
 
 
 class JobPageBody(_Camel):

@@ -11,7 +11,8 @@ from tests.api.helpers import ADMIN, ALICE, BOB, Server
 JOB_KEYS = {
     "id", "type", "status", "payload", "result", "error", "progress", "progressMessage", "attempts",
     "maxAttempts", "priority", "owner", "idempotencyKey", "version", "createdAt", "updatedAt", "runAt",
-    "startedAt", "completedAt", "payloadUrl", "resultUrl",
+    "startedAt", "completedAt", "payloadUrl", "resultUrl", "dependsOn", "flowId", "scheduleId",
+    "concurrencyKey",
 }  # fmt: skip
 
 
@@ -50,6 +51,46 @@ async def test_location_reads_the_job_as_graphql_does(server: Server) -> None:
         id=job["id"],
     )
     assert {key: response.json()[key] for key in data["job"]} == data["job"]
+
+
+async def test_submit_takes_the_version_2_fields_as_graphql_does(server: Server) -> None:
+    """dependsOn, onDependencyFailure, expiresInSeconds and concurrencyKey in a REST submit make the
+    same job GraphQL's submitJob would: it waits for its dependency, and shows its key."""
+    first = await submit(server, ALICE)
+    second = await submit(
+        server,
+        ALICE,
+        dependsOn=[first["id"]],
+        onDependencyFailure="RUN",
+        expiresInSeconds=600,
+        concurrencyKey="customer-7",
+    )
+    assert (second["status"], second["dependsOn"], second["concurrencyKey"]) == (
+        "WAITING", [first["id"]], "customer-7",
+    )  # fmt: skip
+    data = await server.data(
+        ALICE,
+        "query($id: ID!) { job(id: $id) { status concurrencyKey waitReason dependsOn { id } } }",
+        id=second["id"],
+    )
+    assert data["job"] == {
+        "status": "WAITING", "concurrencyKey": "customer-7", "waitReason": "dependency",
+        "dependsOn": [{"id": first["id"]}],
+    }  # fmt: skip
+    stored = await server.service.store.get(second["id"])
+    assert stored is not None and stored.expires_in_seconds == 600
+    assert stored.on_dependency_failure.value == "RUN"
+
+
+async def test_a_dependency_of_another_owner_is_404(server: Server) -> None:
+    """dependsOn naming a job the caller cannot see is NOT_FOUND (404), as GraphQL's, naming the field."""
+    bobs = await submit(server, BOB)
+    async with server.http(ALICE) as client:
+        response = await client.post(
+            "/api/v1/jobs", json={"type": "noop", "payload": {}, "dependsOn": [bobs["id"]]}
+        )
+    assert response.status_code == 404, response.text
+    assert (response.json()["error"]["code"], response.json()["error"]["field"]) == ("NOT_FOUND", "dependsOn")
 
 
 async def test_idempotency_key_header_returns_the_first_job(server: Server) -> None:
