@@ -75,11 +75,11 @@ class WorkerSide(WritePath):
         invisibility started, so the lease never outlasts it: if the worker dies, its message must not
         reappear while the lease still holds, or the next worker drops it and the job never runs again.
         """
-        decide, decision = self._claim_decider(worker_id, lease_seconds, leased_from)
         controls = self.controls
         try:
             if controls is not None and not controls.store.in_claim:
-                return await self._claim_limited(controls, job_id, worker_id, lease_seconds, decide, decision)
+                return await self._claim_limited(controls, job_id, worker_id, lease_seconds, leased_from)
+            decide, decision = self._claim_decider(worker_id, lease_seconds, leased_from)
             job = await self._write(job_id, decide)
         except JobNotFoundError:
             return ClaimResult(ClaimDecision.DROP, None)
@@ -91,11 +91,11 @@ class WorkerSide(WritePath):
         job_id: JobId,
         worker_id: str,
         lease_seconds: float,
-        decide: Decide,
-        decision: DecisionBox,
+        leased_from: datetime | None,
     ) -> ClaimResult:
         """``claim`` where the store does not hold limits in the claim's write: take the job's slots
         and token first (``HeldError`` if there are none), then claim; give them back if it did not run.
+        The claim is dated when they were taken: a start counts against a rate when it is admitted.
         """
         job = await self.store.get(job_id)
         if job is None:
@@ -105,6 +105,9 @@ class WorkerSide(WritePath):
         if job.decide_claim(now) is ClaimDecision.RUN:
             lease = self._claim_lease(job, lease_seconds, None, now)
             took = await controls.take(job, now + timedelta(seconds=lease), now)
+        # Dated as they were given (not when the write lands, a store round trip or more later).
+        admitted = self.clock() if took else None
+        decide, decision = self._claim_decider(worker_id, lease_seconds, leased_from, at=admitted)
         try:
             written = await self._write(job_id, decide, current=job)
         except BaseException:
@@ -226,13 +229,14 @@ class WorkerSide(WritePath):
         return lease
 
     def _claim_decider(
-        self, worker_id: str, lease_seconds: float, leased_from: datetime | None
+        self, worker_id: str, lease_seconds: float, leased_from: datetime | None, at: datetime | None = None
     ) -> tuple[Decide, DecisionBox]:
-        """The claim's ``decide``, and the list whose one item is what it decided last."""
+        """The claim's ``decide`` (deciding as of ``at``, else of when it runs), and the list whose
+        one item is what it decided last."""
         decision = [ClaimDecision.DROP]
 
         def decide(job: Job) -> tuple[Job, JobEvent] | None:
-            now = self.clock()
+            now = at or self.clock()
             decision[0] = job.decide_claim(now)
             if decision[0] is ClaimDecision.RUN:
                 new = job.claimed(worker_id, now, self._claim_lease(job, lease_seconds, leased_from, now))

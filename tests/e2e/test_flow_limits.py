@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -143,8 +144,7 @@ async def test_three_worker_processes_hold_a_concurrency_a_key_and_a_rate_limit(
 ) -> None:
     """Three worker processes with room for twelve each, three types limited at once: never more than
     two ``overlap_probe`` inside; one ``key_probe`` of a key at a time, in priority then submit order;
-    never more than 5 ``rate_probe`` starts in any second (+1 for the clock edges: the receiver sees a
-    start a little after its claim)."""
+    never more than 5 ``rate_probe`` starts in any second (+1 for the clock edges)."""
     async with service_for(env) as service:
         controls = service.controls
         assert controls is not None
@@ -177,11 +177,13 @@ async def test_three_worker_processes_hold_a_concurrency_a_key_and_a_rate_limit(
     assert receiver.most_inside["key"] == 1
     by_priority = sorted(range(len(priorities)), key=lambda i: (-priorities[i], i))
     assert [tag for _, tag in receiver.starts("key")] == [f"key:{i}" for i in by_priority]
-    rate_starts = [at for at, _ in receiver.starts("rate")]
+    # A rate meters starts as the claims admit them (``startedAt``); a handler's call to the receiver
+    # comes a store write and an HTTP request later, by however long those take on a busy machine.
+    rate_starts = sorted(job.started_at for job in done if job.type == "rate_probe" and job.started_at)
     assert len(rate_starts) == 12
     for i, first in enumerate(rate_starts):
-        assert len([at for at in rate_starts[i:] if at - first < 1.0]) <= 6
-    assert rate_starts[-1] - rate_starts[0] >= 1.5  # 12 starts at 5 a second take about 2 s
+        assert len([at for at in rate_starts[i:] if at - first < timedelta(seconds=1)]) <= 6
+    assert rate_starts[-1] - rate_starts[0] >= timedelta(seconds=1.5)  # 12 at 5 a second take about 2 s
 
 
 async def test_a_killed_workers_slot_frees_within_one_lease(
