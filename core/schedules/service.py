@@ -99,6 +99,9 @@ def job_request(
     if not isinstance(job_type, str):
         raise ValidationError("job.type is required", field="job.type")
     payload: JSONValue = template.get("payload", {})
+    concurrency_key = template.get("concurrencyKey")
+    if concurrency_key is not None and not isinstance(concurrency_key, str):
+        raise ValidationError("concurrencyKey must be a string", field="job.concurrencyKey")
     return SubmitRequest(
         type=job_type,
         payload=payload,
@@ -107,7 +110,9 @@ def job_request(
         max_attempts=_int(template, "maxAttempts"),
         timeout_seconds=_int(template, "timeoutSeconds"),
         idempotency_key=key,
+        expires_in_seconds=_int(template, "expiresInSeconds"),
         schedule_id=schedule_id,
+        concurrency_key=concurrency_key,
     )
 
 
@@ -153,6 +158,9 @@ class ScheduleService:
         spec = self.spec(value.cron, value.timezone)
         template = dict(value.job)
         template.pop("idempotencyKey", None)
+        if template.pop("dependsOn", None):
+            # Each tick's job would wait for the same jobs, long finished after the first tick.
+            raise ValidationError("a schedule's job cannot depend on other jobs", field="job.dependsOn")
         try:
             new_job(self.jobs.registry, self.jobs.settings, owner, job_request(template), self.clock())
         except UserFacingError as exc:

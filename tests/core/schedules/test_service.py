@@ -84,6 +84,28 @@ async def test_a_round_bigger_than_a_chunk_takes_every_due_tick_once(
     assert await schedules.run_due() == []
 
 
+async def test_a_ticks_job_carries_the_templates_concurrency_key_and_expiry(
+    schedules: ScheduleService, clock: Clock
+) -> None:
+    """concurrencyKey and expiresInSeconds in the job template reach every tick's job."""
+    template = {"type": "noop", "payload": {}, "concurrencyKey": "tenant-3", "expiresInSeconds": 90}
+    schedule = await schedules.create(ALICE, every_second(job=template))
+    clock.advance(1)
+    [outcome] = await schedules.run_due()
+    assert outcome.job is not None and outcome.job.schedule_id == schedule.id
+    assert (outcome.job.concurrency_key, outcome.job.expires_in_seconds) == ("tenant-3", 90)
+
+
+async def test_a_template_with_dependencies_is_refused(schedules: ScheduleService) -> None:
+    """A schedule's job cannot wait for other jobs (the same ones at every tick): VALIDATION on
+    job.dependsOn, nothing stored."""
+    template = {"type": "noop", "payload": {}, "dependsOn": ["01a23d3b-0000-7000-8000-000000000000"]}
+    with pytest.raises(ValidationError) as refused:
+        await schedules.create(ALICE, every_second(job=template))
+    assert refused.value.field == "job.dependsOn"
+    assert await schedules.count(ALICE) == 0
+
+
 async def test_concurrent_takers_make_one_job_per_tick(schedules: ScheduleService, clock: Clock) -> None:
     """Five takers of the same due tick at once: one job, and the tick moves once."""
     schedule = await schedules.create(ALICE, every_second())
