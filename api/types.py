@@ -134,7 +134,7 @@ class JobNode:
         return self.source.concurrency_key
 
     @described_field(
-        "why a PENDING or WAITING job does not run yet: dependency, runAt, paused, concurrency, key "
+        "why a PENDING or WAITING job does not run yet: dependency, runAt, paused, concurrency, key, rate "
         "(null: nothing holds it back, or it is not waiting)"
     )
     async def wait_reason(self, info: Info) -> str | None:

@@ -173,7 +173,7 @@ class FlowControl:
 
     async def wait_reason(self, job: Job, now: datetime) -> str | None:
         """Why a PENDING or WAITING job does not run yet: ``dependency``, ``runAt``, ``paused``,
-        ``concurrency``, ``key``; ``None`` when nothing holds it back (it waits for a worker)."""
+        ``concurrency``, ``key``, ``rate``; ``None`` when nothing holds it back (it waits for a worker)."""
         if job.status is JobStatus.WAITING:
             return "dependency"
         if job.status is not JobStatus.PENDING:
@@ -189,6 +189,8 @@ class FlowControl:
         key = job.concurrency_key
         if key is not None and await self.store.running(job.type, key, now) >= limits.concurrency_per_key:
             return "key"
+        if limits.rate_limit is not None and await self.store.rate_spent(job.type, limits.rate_limit, now):
+            return "rate"
         return None
 
     async def give_back(self, job_id: JobId) -> None:

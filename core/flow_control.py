@@ -149,4 +149,7 @@ class ControlStore(Protocol):
     async def running(self, type: str, key: str | None, now: datetime) -> int:
         """How many slots of ``type`` (of ``key``, when given) are held now (for ``waitReason``)."""
 
+    async def rate_spent(self, type: str, rate: RateLimit, now: datetime) -> bool:
+        """Whether ``type``'s rate window has no start left now (for ``waitReason``)."""
+
     async def close(self) -> None: ...

@@ -136,7 +136,8 @@ async def submit_input(server: Server, **job_input: Any) -> str:
 
 
 async def test_a_waiting_job_says_why_it_waits(server: Server) -> None:
-    """Job.waitReason: runAt, dependency, paused, concurrency, key; null once nothing holds it back."""
+    """Job.waitReason: runAt, dependency, paused, concurrency, key; null once nothing holds it back.
+    (rate: the next test.)"""
     later = await submit_input(server, type="noop", payload={}, delaySeconds=3600)
     assert await wait_reason(server, later) == "runAt"
     dependent = await submit_input(server, type="noop", payload={}, dependsOn=[later])
@@ -155,3 +156,13 @@ async def test_a_waiting_job_says_why_it_waits(server: Server) -> None:
 
     await server.data(ADMIN, PAUSE, type="sleep")
     assert await wait_reason(server, held) == "paused"
+
+
+async def test_a_job_held_by_a_spent_rate_says_rate(server: Server) -> None:
+    """With the type's one start a minute taken, the next PENDING job's waitReason is rate."""
+    await set_limits(server, "noop", rateLimit=1, ratePeriodSeconds=60)
+    first = await submit_input(server, type="noop", payload={})
+    assert await wait_reason(server, first) is None  # the window has room
+    await server.start(first)
+    second = await submit_input(server, type="noop", payload={})
+    assert await wait_reason(server, second) == "rate"

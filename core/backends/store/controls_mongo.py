@@ -27,7 +27,7 @@ from core.backends.store.controls_sqlite import HOLD_SECONDS
 from core.backends.store.mongo import MongoJobStore, _unavailable
 from core.cursors import to_micros
 from core.errors import BackendUnavailableError
-from core.flow_control import HeldError, HoldReason, Overrides, TypeLimits, whole_seconds
+from core.flow_control import HeldError, HoldReason, Overrides, RateLimit, TypeLimits, whole_seconds
 from core.models import Job, JobId
 
 __all__ = ["MongoControlStore"]
@@ -198,6 +198,14 @@ class MongoControlStore:
             return await self.slots.count_documents(
                 {"group": group, "holder": {"$ne": None}, "lease_until": {"$gt": to_micros(now)}}
             )
+
+    async def rate_spent(self, type: str, rate: RateLimit, now: datetime) -> bool:
+        item = RateLimitItemPerSecond(rate.limit, whole_seconds(rate.period_seconds))
+        try:
+            stats = await self._rate_limiter().get_window_stats(item, "jobpulse-starts", type)
+        except Exception:  # the limiter's storage: Redis unreachable; the claims will say so
+            return False
+        return stats.remaining <= 0
 
     async def close(self) -> None:
         """The client is closed by the job store; the limiter's Redis connections by their pool."""

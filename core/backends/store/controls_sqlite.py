@@ -18,7 +18,7 @@ from core.backends.codec import dumps, loads
 from core.backends.sqlite_db import SqliteDatabase
 from core.backends.store.sqlite import SqliteJobStore
 from core.cursors import to_micros
-from core.flow_control import HeldError, HoldReason, Overrides, TypeLimits, apply_overrides
+from core.flow_control import HeldError, HoldReason, Overrides, RateLimit, TypeLimits, apply_overrides
 from core.models import Job, JobId
 
 __all__ = ["HOLD_SECONDS", "SqliteControlStore"]
@@ -97,6 +97,17 @@ class SqliteControlStore:
             else:
                 row = conn.execute(_RUNNING_KEY, (type, key, "", now_us)).fetchone()
             return int(row[0])
+
+        return await self.db.read(op)
+
+    async def rate_spent(self, type: str, rate: RateLimit, now: datetime) -> bool:
+        since = to_micros(now) - int(rate.period_seconds * 1e6)
+
+        def op(conn: sqlite3.Connection) -> bool:
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM type_starts WHERE type = ? AND at_us > ?", (type, since)
+            ).fetchone()
+            return bool(count >= rate.limit)
 
         return await self.db.read(op)
 
