@@ -128,6 +128,12 @@ class JobMetrics:
             ["type", "reason"],
             registry=self.registry,
         )
+        self.submits_rate_limited = Counter(
+            "jobpulse_submits_rate_limited",
+            "Jobs refused by JOBPULSE_RATE_LIMIT (RATE_LIMITED, nothing created): each input of a"
+            " refused batch counts.",
+            registry=self.registry,
+        )
         self._ready_since: OrderedDict[str, datetime] = OrderedDict()
 
     def install(self, service: JobService) -> None:
@@ -136,6 +142,8 @@ class JobMetrics:
         service.listeners.append(self.observe)
         if service.controls is not None:
             service.controls.held_listeners.append(self.observe_held)
+        if service.submit_limit is not None:
+            service.submit_limit.refused_listeners.append(self.submits_rate_limited.inc)
 
     def observe_held(self, type: str, reason: HoldReason) -> None:
         """Count a claim held back by flow control (a ``FlowControl`` held listener)."""

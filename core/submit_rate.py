@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable
 
 import structlog
 from limits import RateLimitItem, parse
@@ -69,6 +70,8 @@ class SubmitRateLimit:
         self._pool = pool
         self._limiter = SlidingWindowCounterRateLimiter(storage)
         self._warned_at = -math.inf
+        #: called with the number of jobs of each refused submit (the API's metric)
+        self.refused_listeners: list[Callable[[int], None]] = []
         self._hits: GroupCommit[str, int, None] | None = None
         if pool is not None:  # a round trip a count: share them (in memory a count costs less than that)
             self._hits = GroupCommit(self._hit_together, HIT_BATCH)
@@ -106,6 +109,14 @@ class SubmitRateLimit:
         """Count ``count`` submits of ``subject``; ``RateLimitedError`` (nothing counted) if over."""
         if count < 1:
             return
+        try:
+            await self._take(subject, count)
+        except RateLimitedError:
+            for listener in self.refused_listeners:
+                listener(count)
+            raise
+
+    async def _take(self, subject: str, count: int) -> None:
         if count > self.item.amount:
             period = float(self.item.get_expiry())
             raise RateLimitedError(

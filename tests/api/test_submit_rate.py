@@ -11,7 +11,7 @@ import pytest
 
 from core.ports import JobFilter
 from core.settings import Settings
-from tests.api.helpers import ALICE, BOB, Server, api_settings
+from tests.api.helpers import ADMIN, ALICE, BOB, Server, api_settings
 from tests.api.served import serve, server_on
 from tests.support.services import BACKENDS
 
@@ -73,6 +73,17 @@ async def test_concurrent_submits_take_exactly_the_limit(server: Server) -> None
         == ["RATE_LIMITED"] * 6 + ["id"] * 3
     )
     assert await stored(server) == 3
+
+
+async def test_refused_jobs_are_counted_in_the_metrics(server: Server) -> None:
+    """jobpulse_submits_rate_limited_total counts the jobs refused: one submit, then a batch of two."""
+    for _ in range(3):
+        await submit(server)
+    await submit(server)
+    await server.data(ALICE, SUBMIT_MANY, inputs=[NOOP, NOOP])
+    async with server.http(ADMIN) as client:
+        exposition = (await client.get("/metrics")).text
+    assert "jobpulse_submits_rate_limited_total 3.0" in exposition
 
 
 async def test_the_limit_is_per_subject(server: Server) -> None:
