@@ -103,7 +103,7 @@ class WorkerSide(WritePath):
         now = self.clock()
         took = False
         if job.decide_claim(now) is ClaimDecision.RUN:
-            lease = self._claim_lease(job, lease_seconds, None, now)
+            lease = self._claim_lease(job, lease_seconds, leased_from, now)
             took = await controls.take(job, now + timedelta(seconds=lease), now)
         # Dated as they were given (not when the write lands, a store round trip or more later).
         admitted = self.clock() if took else None
@@ -217,13 +217,14 @@ class WorkerSide(WritePath):
     def _claim_lease(
         self, job: Job, lease_seconds: float, leased_from: datetime | None, now: datetime
     ) -> float:
-        """How long a claim made ``now`` holds: ``lease_seconds`` from ``leased_from`` (the message's
-        invisibility), and never longer than the job type's own lease. A worker that dies before its
-        first heartbeat then holds the job, and the slots its claim took, no longer than its type's
-        lease: a 3 s type is free again in 3 s, not in the queue's 30."""
-        lease = lease_seconds
-        if leased_from is not None:
-            lease = max(0.0, lease_seconds - (now - leased_from).total_seconds())
+        """How long a claim made ``now`` holds. A worker's claim of a delivered message (``leased_from``
+        given: when the queue was asked) holds ``lease_seconds`` from then, and never longer than the
+        job type's own lease: a worker that dies before its first heartbeat then holds the job, and
+        the slots its claim took, no longer than its type's lease (a 3 s type is free again in 3 s,
+        not in the queue's 30). Any other claim (an external worker's) holds what it asked for."""
+        if leased_from is None:
+            return lease_seconds
+        lease = max(0.0, lease_seconds - (now - leased_from).total_seconds())
         if job.type in self.registry:
             lease = min(lease, self.registry.get(job.type).lease_for(self.settings))
         return lease

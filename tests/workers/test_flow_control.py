@@ -173,9 +173,10 @@ async def test_a_dead_claims_slot_frees_within_one_lease(
     probe("dead")
     await controls(service).set_limits("gated_short_lease", {"concurrency": 1})
     first = await submit(service, "gated_short_lease", {"probe": "dead", "tag": "dead"})
-    # Claimed as a worker claims (the queue's 30 s lease asked for), then the "worker" is gone before
-    # its first heartbeat: the claim itself took the type's 2 s lease.
-    claimed = await service.claim(first.id, "ghost", service.settings.visibility_timeout)
+    # Claimed as a worker claims a delivered message (the queue's 30 s lease asked for, from when
+    # it asked), then the "worker" is gone before its first heartbeat: the claim took the type's 2 s.
+    visibility = service.settings.visibility_timeout
+    claimed = await service.claim(first.id, "ghost", visibility, leased_from=service.clock())
     assert claimed.claim is not None and claimed.job is not None and claimed.job.lease_until is not None
     lease_until = claimed.job.lease_until
     second = await submit(service, "gated_short_lease", {"probe": "dead", "tag": "second"})
