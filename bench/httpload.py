@@ -17,18 +17,49 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from bench.report import percentile
 
+T = TypeVar("T")
+
+
+def raw_post(url: str, body: bytes, token: str) -> bytes:
+    """A keep-alive ``POST`` of a JSON ``body`` to ``url``, as bytes written in one piece."""
+    parts = urlsplit(url)
+    return (
+        f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[bytes, bytes]:
+    """Write ``request``; the answer's head and body (read by its Content-Length)."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    return head, await reader.readexactly(length)
+
+
+def run_fast(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``main()`` on uvloop when it is installed (a client must not be the bottleneck), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main())
+    return uvloop.run(main())
+
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     url = urlsplit(args.url)
-    body: bytes = args.body_bytes
-    request = (
-        f"POST {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {args.token}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    request = raw_post(args.url, args.body_bytes, args.token)
     marker = args.marker.encode()
     expected = f"HTTP/1.1 {args.status}".encode()
     latencies: list[float] = []
@@ -41,13 +72,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     async def connection() -> None:
         reader, writer = await asyncio.open_connection(url.hostname, url.port)
         while (sent := time.monotonic()) < stop_at:
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            answer = await reader.readexactly(length)
+            head, answer = await exchange(reader, writer, request)
             done = time.monotonic()
             if sent < measure_from:
                 continue
@@ -85,12 +110,7 @@ def main() -> None:
     args = parser.parse_args()
     with open(args.body, "rb") as f:
         args.body_bytes = f.read()
-    try:
-        import uvloop
-    except ImportError:
-        print(json.dumps(asyncio.run(run(args))))
-    else:
-        print(json.dumps(uvloop.run(run(args))))
+    print(json.dumps(run_fast(lambda: run(args))))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import orjson
 from websockets.asyncio.client import connect
 
 from bench.fig_http import SUBMIT
+from bench.httpload import exchange, raw_post
 from bench.procs import TOKEN
 from bench.report import percentile
 
@@ -51,25 +52,12 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
 
     listener = asyncio.create_task(listen())
     host, port = args.url.removeprefix("http://").split(":")
-    body = orjson.dumps(SUBMIT)
-    request = (
-        f"POST /graphql HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {TOKEN}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    request = raw_post(f"{args.url}/graphql", orjson.dumps(SUBMIT), TOKEN)
     due: asyncio.Queue[bool | None] = asyncio.Queue()
 
     async def submit(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, counted: bool) -> str:
         started = time.monotonic()
-        writer.write(request)
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = int(
-            next(
-                line.split(b":")[1]
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length")
-            )
-        )
-        answer = orjson.loads(await reader.readexactly(length))
+        answer = orjson.loads((await exchange(reader, writer, request))[1])
         job_id = str(answer["data"]["submitJob"]["id"])
         now = time.monotonic()
         if counted:

@@ -25,6 +25,7 @@ from datetime import datetime
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench.httpload import exchange, raw_post, run_fast
 from bench.procs import TOKEN
 from bench.report import percentile
 
@@ -110,22 +111,12 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
 
     listeners = [asyncio.create_task(listen(ws)) for ws in sockets]
     host, port = args.url.removeprefix("http://").split(":")
-    body = orjson.dumps(SUBMIT)
-    request = (
-        f"POST /graphql HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {TOKEN}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    request = raw_post(f"{args.url}/graphql", orjson.dumps(SUBMIT), TOKEN)
     due: asyncio.Queue[bool | None] = asyncio.Queue()
 
     async def submit(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, counted: bool) -> None:
         started = time.monotonic()
-        writer.write(request)
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
-        length = next(
-            int(line.split(b":")[1]) for line in lines if line.lower().startswith(b"content-length")
-        )
-        answer = orjson.loads(await reader.readexactly(length))
+        answer = orjson.loads((await exchange(reader, writer, request))[1])
         now = time.monotonic()
         job_id = str(answer["data"]["submitJob"]["id"])
         watches[job_id] = Watch(now, counted)
@@ -201,12 +192,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--drain", type=float, default=30, help="seconds to wait for the last jobs")
     args = parser.parse_args()
-    try:
-        import uvloop
-    except ImportError:
-        print(json.dumps(asyncio.run(run(args))))
-    else:
-        print(json.dumps(uvloop.run(run(args))))
+    print(json.dumps(run_fast(lambda: run(args))))
 
 
 if __name__ == "__main__":

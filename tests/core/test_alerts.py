@@ -6,11 +6,9 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from structlog.testing import capture_logs
 
@@ -21,6 +19,7 @@ from core.models import Principal
 from core.service import JobService, SubmitRequest
 from core.settings import Settings
 from tests.support.jobtypes import JOB_TYPES
+from tests.support.receiver import PostReceiver
 from tests.support.servers import free_port
 from workers import run_workers
 from workers.runtime import Worker
@@ -28,31 +27,17 @@ from workers.runtime import Worker
 ADMIN = Principal("root", "admin")
 
 
-class Receiver:
-    """A local HTTP server recording the JSON body of every POST."""
+class Receiver(PostReceiver):
+    """A local HTTP server recording the JSON body of every POST to ``/alerts``."""
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
         self.received = threading.Event()
-        bodies, received = self.bodies, self.received
+        super().__init__(self._record, "/alerts")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers["Content-Length"])
-                bodies.append(orjson.loads(self.rfile.read(length)))
-                received.set()
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+    def _record(self, path: str, body: dict[str, Any]) -> None:
+        self.bodies.append(body)
+        self.received.set()
 
     def of(self, condition: str) -> list[dict[str, Any]]:
         return [body for body in self.bodies if body["condition"] == condition]
@@ -70,11 +55,8 @@ class Clock:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
+    with Receiver() as receiver:
+        yield receiver
 
 
 Start = Callable[..., Awaitable[tuple[JobService, Alerter]]]

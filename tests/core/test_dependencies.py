@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,29 +11,18 @@ import pytest
 
 from core.errors import JobNotFoundError
 from core.flows import Flows
-from core.models import DependencyFailure, Job, JobStatus, Principal, utcnow
+from core.models import DependencyFailure, Job, JobStatus, Principal
 from core.service import JobService
 from core.submission import SubmitRequest
-from tests.support.services import BACKENDS, service_on
+from tests.support.services import BACKENDS, clocked_service_on
 
 ALICE = Principal("alice")
 BOB = Principal("bob")
 
 
-class Clock:
-    """``utcnow`` plus an offset the test moves forward (past the sweeper's grace, or an expiry)."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return utcnow() + self.offset
-
-
 @pytest.fixture(params=BACKENDS)
 async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobService]:
-    async with service_on(request, tmp_path) as service:
-        service.clock = Clock()
+    async with clocked_service_on(request, tmp_path) as service:
         yield service
 
 

@@ -16,28 +16,21 @@ from core.models import ClaimDecision, JobEventKind, JobId, JobStatus, Principal
 from core.service import JobService, SubmitRequest
 from core.settings import Settings
 from tests.support.jobtypes import JOB_TYPES
+from tests.support.services import OffsetClock
 
 ALICE = Principal("alice")
 VISIBILITY = 30
 
 
-class Clock:
-    """``utcnow`` plus an offset the test moves forward (to make the sweeper's grace pass)."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return utcnow() + self.offset
+@pytest.fixture
+def clock() -> OffsetClock:
+    return OffsetClock()
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def service(distributed_settings: Callable[..., Settings], clock: Clock) -> AsyncIterator[JobService]:
+async def service(
+    distributed_settings: Callable[..., Settings], clock: OffsetClock
+) -> AsyncIterator[JobService]:
     settings = distributed_settings(redis_url=None)
     async with open_backends(settings) as backends:
         await backends.queue.ensure_queues(["noop"])
@@ -78,7 +71,7 @@ async def test_concurrent_submits_are_each_stored_sent_and_marked_once(service: 
 
 
 async def test_a_lost_mark_is_swept_and_the_job_still_runs_once(
-    service: JobService, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    service: JobService, clock: OffsetClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A job sent but never marked (the mark failed) is sent again by the sweeper; of its two
     messages one runs it and the other is dropped."""

@@ -4,35 +4,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from core.flows import Flows
-from core.models import DependencyFailure, Job, JobEventKind, JobStatus, Principal, utcnow
+from core.models import DependencyFailure, Job, JobEventKind, JobStatus, Principal
 from core.service import JobService
 from core.submission import SubmitRequest
-from tests.support.services import BACKENDS, service_on
+from tests.support.services import BACKENDS, clocked_service_on
 
 ALICE = Principal("alice")
 
 
-class Clock:
-    """``utcnow`` plus an offset the test moves forward, past an expiry."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return utcnow() + self.offset
-
-
 @pytest.fixture(params=BACKENDS)
 async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobService]:
-    async with service_on(request, tmp_path) as service:
-        service.clock = Clock()
+    async with clocked_service_on(request, tmp_path) as service:
         yield service
 
 

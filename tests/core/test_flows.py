@@ -15,8 +15,8 @@ from core.models import Job, JobStatus, Principal
 from core.ports import JobFilter
 from core.service import JobService
 from core.submission import SubmitRequest, created_event
-from tests.core.test_dependencies import Clock, finish
-from tests.support.services import BACKENDS, service_on
+from tests.core.test_dependencies import finish
+from tests.support.services import BACKENDS, clocked_service_on
 
 ALICE = Principal("alice")
 NOOP = SubmitRequest("noop", {})
@@ -24,8 +24,7 @@ NOOP = SubmitRequest("noop", {})
 
 @pytest.fixture(params=BACKENDS)
 async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobService]:
-    async with service_on(request, tmp_path) as service:
-        service.clock = Clock()
+    async with clocked_service_on(request, tmp_path) as service:
         yield service
 
 

@@ -12,11 +12,9 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from core.backends import open_backends
@@ -24,6 +22,7 @@ from core.models import Job, JobStatus, Principal
 from core.service import JobService, SubmitRequest
 from core.settings import Settings
 from tests.support.process import JobpulseProcess
+from tests.support.receiver import PostReceiver
 from tests.support.services import BACKENDS
 from workers.registry import load_registry
 
@@ -33,55 +32,36 @@ ADMIN = Principal("e2e", "admin")
 LEASE = 3.0  # the probe type's lease
 
 
-class OverlapReceiver:
-    """A local HTTP server: handlers POST /enter and /leave; it records when each entered and how many
-    of each group (a tag's part before ``:``) were inside at once."""
+class OverlapReceiver(PostReceiver):
+    """Handlers POST /enter and /leave; it records when each entered and how many of each group (a
+    tag's part before ``:``) were inside at once."""
 
     def __init__(self) -> None:
         self.inside: Counter[str] = Counter()
         self.most_inside: Counter[str] = Counter()
         self.entered: list[tuple[float, str, int]] = []
         self.first_entered = threading.Event()
-        lock = threading.Lock()
-        receiver = self
+        super().__init__(self._record)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                group = body["tag"].split(":")[0]
-                with lock:
-                    if self.path == "/enter":
-                        receiver.inside[group] += 1
-                        receiver.most_inside[group] = max(receiver.most_inside[group], receiver.inside[group])
-                        receiver.entered.append((time.monotonic(), body["tag"], body["attempt"]))
-                        receiver.first_entered.set()
-                    else:
-                        receiver.inside[group] -= 1
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def _record(self, path: str, body: dict[str, Any]) -> None:
+        group = body["tag"].split(":")[0]
+        if path == "/enter":
+            self.inside[group] += 1
+            self.most_inside[group] = max(self.most_inside[group], self.inside[group])
+            self.entered.append((time.monotonic(), body["tag"], body["attempt"]))
+            self.first_entered.set()
+        else:
+            self.inside[group] -= 1
 
     def starts(self, group: str) -> list[tuple[float, str]]:
         """When each handler of ``group`` entered, and its tag, in order."""
         return [(at, tag) for at, tag, _ in self.entered if tag.split(":")[0] == group]
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
 
 @pytest.fixture
 def receiver() -> Iterator[OverlapReceiver]:
-    receiver = OverlapReceiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
+    with OverlapReceiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture(params=BACKENDS)

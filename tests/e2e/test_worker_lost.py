@@ -26,11 +26,8 @@ HEARTBEAT = "1.0"  # LOST after 3 s: a loaded machine does not stall a live work
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
+    with Receiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture(params=BACKENDS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -23,12 +24,21 @@ TYPE_LEASE = 600.0
 WAIT = 30.0
 
 
-@pytest.fixture(params=BACKENDS)
-async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobService]:
-    """A service whose ``hold`` type leases for 10 minutes by ``JOBPULSE_TYPE_LEASE_SECONDS``."""
-    async with service_on(request, tmp_path, type_lease_seconds=f"hold={TYPE_LEASE:g}") as service:
+@asynccontextmanager
+async def hold_leasing(
+    request: pytest.FixtureRequest, tmp_path: Path, lease: float
+) -> AsyncIterator[JobService]:
+    """A service whose ``hold`` type leases for ``lease`` seconds by ``JOBPULSE_TYPE_LEASE_SECONDS``."""
+    async with service_on(request, tmp_path, type_lease_seconds=f"hold={lease:g}") as service:
         await service.queue.ensure_queues(["hold"])
         service.registry = JobTypeRegistry([*service.registry, *HOLD_TYPES])
+        yield service
+
+
+@pytest.fixture(params=BACKENDS)
+async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobService]:
+    """``hold`` leases for 10 minutes."""
+    async with hold_leasing(request, tmp_path, TYPE_LEASE) as service:
         yield service
 
 
@@ -86,10 +96,8 @@ SHORT_LEASE = 2.0
 
 @pytest.fixture(params=BACKENDS)
 async def short_lease_service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobService]:
-    """A service whose ``hold`` type leases for 2 s, far below the queue's 30 s."""
-    async with service_on(request, tmp_path, type_lease_seconds=f"hold={SHORT_LEASE:g}") as service:
-        await service.queue.ensure_queues(["hold"])
-        service.registry = JobTypeRegistry([*service.registry, *HOLD_TYPES])
+    """``hold`` leases for 2 s, far below the queue's 30 s."""
+    async with hold_leasing(request, tmp_path, SHORT_LEASE) as service:
         yield service
 
 
