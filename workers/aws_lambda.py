@@ -47,6 +47,8 @@ from core.ports import Delivery, JobQueue, QueueDepth, QueueRecords
 from core.redact import settings_problem
 from core.service import JobService
 from core.settings import Settings
+from core.stats_history import StatsRecorder
+from core.stats_history import flush as flush_stats
 from core.tracing import configure_tracing, tracing_listener
 from workers.external import settle_external
 from workers.registry import load_registry
@@ -121,6 +123,8 @@ class Container:
     queue: SettlingQueue
     service: JobService
     worker: Worker
+    #: this container's per-minute counts (``statsHistory``), stored at the end of each invocation
+    stats: StatsRecorder = field(default_factory=StatsRecorder)
     invocations: int = field(default=0)
 
     @property
@@ -185,7 +189,9 @@ def _build(settings: Settings) -> Container:
     if "AWS_LAMBDA_FUNCTION_NAME" in os.environ:
         tune_gc()  # a warm container lives on: freeze what was built, fewer GC pauses (core/gc_tuning.py)
     log.info("lambda container ready", backends=backends.kinds, types=worker.types)
-    return Container(loop, stack, backends.records, queue, service, worker)
+    built = Container(loop, stack, backends.records, queue, service, worker)
+    service.listeners.append(built.stats.on_event)
+    return built
 
 
 def handler(event: Mapping[str, Any], context: object) -> dict[str, list[dict[str, str]]]:
@@ -194,6 +200,9 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, list[dict[st
     built.invocations += 1
     records = event.get("Records") or []
     failed = built.loop.run_until_complete(_run_batch(built, records))
+    # The container may be frozen, or never called again, once this returns: its counts go now (a
+    # failed flush keeps them for the next invocation). The queue depths are sampled by the API.
+    built.loop.run_until_complete(flush_stats(built.service, built.stats, sample_depths=False))
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
 

@@ -16,6 +16,7 @@ from core.errors import ConfigurationError
 from core.models import Job, JobStatus
 from core.service import JobService
 from core.settings import Settings
+from core.stats_history import stats_history
 from tests.workers.conftest import reload, submit
 from workers import aws_lambda
 from workers.registry import load_registry
@@ -130,6 +131,18 @@ async def test_batch_reports_only_the_failing_record(service: JobService, lambda
     assert (retried.status, retried.attempts) == (JobStatus.PENDING, 1)
     assert aws_lambda.container().malformed_count == 1
     assert sqs.counts("flaky") == (0, 1)  # the good and the malformed deleted; the failing one hidden
+
+
+async def test_jobs_run_on_lambda_are_in_the_stats_history(service: JobService, lambda_env: Settings) -> None:
+    """Each invocation stores its container's per-minute counts: statsHistory counts the start and
+    the completion of a job only Lambda ran (no worker process is there to count them)."""
+    sqs = Sqs(lambda_env)
+    await submit(service, "flaky", {"fail_times": 0})
+
+    await invoke(sqs.receive("flaky", 1))
+
+    buckets = await stats_history(service, None, 60, "flaky")
+    assert (sum(b.started for b in buckets), sum(b.completed for b in buckets)) == (1, 1)
 
 
 async def test_retried_record_reappears_at_run_at(service: JobService, lambda_env: Settings) -> None:
