@@ -14,7 +14,11 @@ Fixtures for everyone:
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import os
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,10 +28,38 @@ import pytest
 from core.settings import Settings
 from tests.support.servers import AWS_TEST_ENV, MongoServer, MotoServer, RedisServer, unique_name
 
+#: how long one test's teardown may take before its worker is ended (stacks printed)
+TEARDOWN_SECONDS = 120.0
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # Dummy credentials before anything creates an AWS client: real AWS is never reached.
     os.environ.update(AWS_TEST_ENV)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """Every teardown under a watchdog of its own. pytest-timeout stops its timer as soon as a test
+    fails (its ``pytest_exception_interact`` hook), so a teardown that then hangs (a stand-in server
+    stuck after the failure) held the whole run until CI's 90 minutes ran out. Now the worker prints
+    every thread's stack and ends; xdist reports the test and replaces the worker."""
+    timer = threading.Timer(TEARDOWN_SECONDS, _teardown_stuck, (item,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def _teardown_stuck(item: pytest.Item) -> None:
+    capture = item.config.pluginmanager.getplugin("capturemanager")
+    with contextlib.suppress(Exception):
+        capture.suspend_global_capture(in_=True)  # the stacks go to the real stderr, as pytest-timeout's
+    sys.stderr.write(f"\n+++ teardown of {item.nodeid} stuck for {TEARDOWN_SECONDS:g} s; every thread: +++\n")
+    sys.stderr.flush()
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    os._exit(1)
 
 
 @pytest.fixture(scope="session")
@@ -83,10 +115,17 @@ def mongo_database(mongo_url: str) -> Iterator[str]:
     name = unique_name("jp_")
     yield name
     from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
 
-    client: MongoClient[dict[str, Any]] = MongoClient(mongo_url, serverSelectionTimeoutMS=2000)
+    # Bounded: a stand-in server stuck after a failed test must not hold the teardown (it is
+    # cleanup; the server's data is a temporary directory removed with the session).
+    client: MongoClient[dict[str, Any]] = MongoClient(
+        mongo_url, serverSelectionTimeoutMS=2000, socketTimeoutMS=30_000
+    )
     try:
         client.drop_database(name)
+    except PyMongoError as exc:
+        sys.stderr.write(f"test database {name} not dropped: {exc!r}\n")
     finally:
         client.close()
 

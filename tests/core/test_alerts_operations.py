@@ -26,11 +26,8 @@ ADMIN = Principal("root", "admin")
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
+    with Receiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture(params=BACKENDS)
