@@ -156,14 +156,14 @@ class FlowControl:
             except Exception:
                 log.exception("held listener failed", type=type)
 
-    async def take(self, job: Job, lease_until: datetime, now: datetime) -> bool:
+    async def take(self, job: Job, lease_until: datetime, now: datetime) -> tuple[bool, float | None]:
         """Before a claim of ``job`` (stores that do not hold limits in the claim): take its slots
-        and token. ``True`` when it took something to give back; raises ``HeldError``."""
+        and token. Whether it took something to give back, and the wall time (``time.time()``) its
+        rate token was given, if it took one; raises ``HeldError``."""
         limits = await self.limits(job.type)
         if not limits.limits(job):
-            return False
-        await self.store.take(job, limits, lease_until, now)
-        return True
+            return False, None
+        return True, await self.store.take(job, limits, lease_until, now)
 
     def may_hold(self, job: Job) -> bool:
         """Whether ``job``'s claim may have taken slots (to be given back or extended)."""

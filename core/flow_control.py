@@ -137,8 +137,9 @@ class ControlStore(Protocol):
     async def write_overrides(self, type: str, changes: Overrides) -> Overrides:
         """Merge ``changes`` into ``type``'s record (kept across restarts); the record as written."""
 
-    async def take(self, job: Job, limits: TypeLimits, lease_until: datetime, now: datetime) -> None:
-        """Take ``job``'s slots and a rate token, or raise ``HeldError`` holding none."""
+    async def take(self, job: Job, limits: TypeLimits, lease_until: datetime, now: datetime) -> float | None:
+        """Take ``job``'s slots and a rate token, or raise ``HeldError`` holding none; the wall time
+        (``time.time()``) the rate token was given, if one was."""
 
     async def extend(self, job_id: JobId, lease_until: datetime) -> None:
         """The claim's lease was extended: its slots last as long."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -100,13 +101,18 @@ class WorkerSide(WritePath):
         job = await self.store.get(job_id)
         if job is None:
             return ClaimResult(ClaimDecision.DROP, None)
-        now = self.clock()
-        took = False
+        now, wall = self.clock(), time.time()
+        took, token_at = False, None
         if job.decide_claim(now) is ClaimDecision.RUN:
             lease = self._claim_lease(job, lease_seconds, leased_from, now)
-            took = await controls.take(job, now + timedelta(seconds=lease), now)
-        # Dated as they were given (not when the write lands, a store round trip or more later).
-        admitted = self.clock() if took else None
+            took, token_at = await controls.take(job, now + timedelta(seconds=lease), now)
+        # Dated as they were given: a rate token at the moment the limiter counted it (on this
+        # service's clock), slots when taken; not when the write lands, a round trip or more later.
+        admitted = None
+        if token_at is not None:
+            admitted = now + timedelta(seconds=token_at - wall)
+        elif took:
+            admitted = self.clock()
         decide, decision = self._claim_decider(worker_id, lease_seconds, leased_from, at=admitted)
         try:
             written = await self._write(job_id, decide, current=job)

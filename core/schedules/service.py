@@ -294,14 +294,22 @@ class ScheduleService:
         now = self.clock()
         due = await self.store.due(now, limit)
         chunks: list[asyncio.Future[list[TickOutcome]]] = []
-        for start in range(0, len(due), ROUND_CHUNK):
-            chunks.append(asyncio.ensure_future(self._run_chunk(due[start : start + ROUND_CHUNK], now)))
-            # The chunk's planning and encoding run now, before the next one's; a request that came
-            # meanwhile is answered between them. Their writes meet in the store's group commit.
-            await asyncio.sleep(0)
+        try:
+            for start in range(0, len(due), ROUND_CHUNK):
+                chunks.append(asyncio.ensure_future(self._run_chunk(due[start : start + ROUND_CHUNK], now)))
+                # The chunk's planning and encoding run now, before the next one's; a request that
+                # came meanwhile is answered between them. Their writes meet in the group commit.
+                await asyncio.sleep(0)
+            answers = await asyncio.gather(*chunks, return_exceptions=True)
+        except BaseException:
+            for chunk in chunks:
+                chunk.cancel()
+            raise
         outcomes: list[TickOutcome] = []
-        for chunk in await asyncio.gather(*chunks):
-            outcomes.extend(chunk)
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer  # the other chunks' ticks are taken; this one's are taken next round
+            outcomes.extend(answer)
         return outcomes
 
     async def _run_chunk(self, due: list[Schedule], now: datetime) -> list[TickOutcome]:

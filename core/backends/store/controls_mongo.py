@@ -84,7 +84,7 @@ class MongoControlStore:
         return dict((doc or {}).get("overrides", {}))
 
     # -- claims --------------------------------------------------------------------------------
-    async def take(self, job: Job, limits: TypeLimits, lease_until: datetime, now: datetime) -> None:
+    async def take(self, job: Job, limits: TypeLimits, lease_until: datetime, now: datetime) -> float | None:
         if limits.paused:
             raise HeldError(HoldReason.PAUSED, HOLD_SECONDS, f"job type {job.type} is paused")
         await self._ensure_indexes()
@@ -104,10 +104,11 @@ class MongoControlStore:
                     raise HeldError(HoldReason.KEY, HOLD_SECONDS)
             rate = limits.rate_limit
             if rate is not None:
-                await self._token(job.type, rate.limit, rate.period_seconds)
+                return await self._token(job.type, rate.limit, rate.period_seconds)
         except BaseException:
             await self.give_back(job.id)
             raise
+        return None
 
     async def _slot(self, group: str, count: int, job_id: JobId, until: int, now_us: int) -> bool:
         """Take one of ``group``'s first ``count`` slots for ``job_id`` until ``until``, if one is free."""
@@ -162,13 +163,15 @@ class MongoControlStore:
         with _unavailable("read of the jobs of a key"):
             return await self.jobs.find_one(query, {"_id": 1}) is not None
 
-    async def _token(self, type: str, limit: int, period: float) -> None:
-        """One start in ``type``'s moving window, or ``HeldError`` until the window has room."""
+    async def _token(self, type: str, limit: int, period: float) -> float:
+        """One start in ``type``'s moving window, or ``HeldError`` until the window has room. The
+        wall time the token was asked for: the limiter stamps it microseconds later, before any I/O."""
         limiter = self._rate_limiter()
         item = RateLimitItemPerSecond(limit, whole_seconds(period))
         try:
+            asked = time.time()
             if await limiter.hit(item, "jobpulse-starts", type):
-                return
+                return asked
             stats = await limiter.get_window_stats(item, "jobpulse-starts", type)
         except Exception as exc:  # the limiter's storage: Redis unreachable
             raise BackendUnavailableError(f"rate limit storage failed: {exc}") from exc

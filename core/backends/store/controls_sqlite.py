@@ -76,8 +76,9 @@ class SqliteControlStore:
 
         return await self.db.write(op)
 
-    async def take(self, job: Job, limits: TypeLimits, lease_until: datetime, now: datetime) -> None:
+    async def take(self, job: Job, limits: TypeLimits, lease_until: datetime, now: datetime) -> float | None:
         """Taken by ``gate``, in the claim's transaction."""
+        return None
 
     async def extend(self, job_id: JobId, lease_until: datetime) -> None:
         """A slot is the job's own lease."""
