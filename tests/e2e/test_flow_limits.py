@@ -195,6 +195,8 @@ async def test_a_killed_workers_slot_frees_within_one_lease(
     assert [job.status for job in done] == [JobStatus.COMPLETED] * 2
     later = [at for at, _tag, _attempt in receiver.entered[1:]]
     # The slot was the dead claim's until its lease ended (at most LEASE after the kill, the claim
-    # itself taking the type's lease), then the next claim took it after a hold delay or two.
+    # itself taking the type's lease), then the next claim took it after a hold delay or two, and
+    # on a loaded machine a few seconds of claims and process start-up more. What this guards
+    # against is the slot held for the queue's 30 s visibility (issue 14).
     assert later and all(at >= killed_at for at in later)  # nothing else started while it held the slot
-    assert later[0] - killed_at < 2 * LEASE + 2, later[0] - killed_at
+    assert later[0] - killed_at < 5 * LEASE, later[0] - killed_at
