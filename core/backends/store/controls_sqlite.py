@@ -47,6 +47,14 @@ def _read(conn: sqlite3.Connection, type: str) -> Overrides | None:
     return None if row is None else dict(loads(row[0]))
 
 
+def _starts_since(conn: sqlite3.Connection, type: str, since: int) -> tuple[int, int | None]:
+    """How many starts ``type`` made after ``since`` (µs), and the oldest of them."""
+    count, oldest = conn.execute(
+        "SELECT COUNT(*), MIN(at_us) FROM type_starts WHERE type = ? AND at_us > ?", (type, since)
+    ).fetchone()
+    return int(count), oldest
+
+
 class SqliteControlStore:
     """Control records in ``job_type_controls``; installs its gate on ``store``."""
 
@@ -105,10 +113,8 @@ class SqliteControlStore:
         since = to_micros(now) - int(rate.period_seconds * 1e6)
 
         def op(conn: sqlite3.Connection) -> bool:
-            (count,) = conn.execute(
-                "SELECT COUNT(*) FROM type_starts WHERE type = ? AND at_us > ?", (type, since)
-            ).fetchone()
-            return bool(count >= rate.limit)
+            count, _oldest = _starts_since(conn, type, since)
+            return count >= rate.limit
 
         return await self.db.read(op)
 
@@ -147,9 +153,8 @@ class SqliteControlStore:
         """One start in the moving window of ``period`` seconds, or ``HeldError`` until one is free."""
         since = now_us - int(period * 1e6)
         conn.execute("DELETE FROM type_starts WHERE type = ? AND at_us <= ?", (type, since))
-        count, oldest = conn.execute(
-            "SELECT COUNT(*), MIN(at_us) FROM type_starts WHERE type = ?", (type,)
-        ).fetchone()
+        count, oldest = _starts_since(conn, type, since)
         if count >= limit:
+            assert oldest is not None  # a full window has a first start
             raise HeldError(HoldReason.RATE, (oldest - since) / 1e6 + 0.001)
         conn.execute("INSERT INTO type_starts (type, at_us) VALUES (?, ?)", (type, now_us))
